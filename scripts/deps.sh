@@ -1,0 +1,45 @@
+#!/bin/sh
+# deps.sh [build|test|bench|all] - install the Debian packages mixspy needs that are missing.
+# Checks each package with dpkg-query and calls apt-get only for the absent ones (needs root or
+# sudo). Prints nothing when everything is present.
+set -eu
+what="${1:-build}"
+
+BUILD="gcc make pkg-config libunwind-dev libdw-dev libelf-dev libcapstone-dev libprotobuf-c-dev
+ protobuf-c-compiler libncurses-dev zlib1g-dev"
+# Test-time: Debian's python3 with numpy and Cython, pytest, the real clients that check our
+# files (speedscope in chromium, go tool pprof, xmllint), tmux for top, valgrind.
+TEST="python3 python3-dev python3-numpy cython3 python3-pytest python3-pytest-xdist
+ python3-pytest-timeout python3-jsonschema libxml2-utils chromium golang-go graphviz tmux valgrind
+ clang npm patchelf"
+BENCH="austin"
+
+case "$what" in
+build) want="$BUILD" ;;
+test) want="$BUILD $TEST" ;;
+bench) want="$BUILD $TEST $BENCH" ;;
+all) want="$BUILD $TEST $BENCH" ;;
+*) echo "usage: $0 [build|test|bench|all]" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "deps: installing:$missing" >&2
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+		echo "deps: need root (or sudo) to install:$missing" >&2; exit 1
+	fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+# Update the package lists once per boot at most; a failed install retries after an update.
+if ! $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null 2>&1; then
+	$SUDO apt-get update -qq >/dev/null
+	$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi

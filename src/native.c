@@ -1,0 +1,165 @@
+/*
+ * native.c - the --native half of a spy (see native.h): the unwinder, symbolizer and Cython maps
+ * of one process, one reusable stack snapshot, and the per-sample work after the thread has
+ * been resumed: unwind, symbolize (inlined functions become frames), translate Cython frames,
+ * classify, merge.
+ */
+#include "native.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../cython/cython.h"
+#include "../symbolize/symbolize.h"
+#include "../unwind/unwind.h"
+#include "merge.h"
+#include "spy.h"
+
+#define MAX_NATIVE 512
+#define MAX_INLINE 16
+
+struct native_state {
+	struct unwinder *uw;
+	struct symbolizer *sym;
+	struct cy_maps *cy;
+	struct unwind_snapshot snap;
+	bool snap_in_use;
+	uint64_t ips[MAX_NATIVE];
+	VEC(struct native_frame) nat;
+	VEC(struct frame) merged;
+	const char *truncated_name;
+};
+
+int native_open(struct spy *s, struct err *e)
+{
+	struct native_state *n = xcalloc(1, sizeof(*n));
+	int rc = unwinder_new(&n->uw, &s->t, e);
+	if (!rc)
+		rc = symbolizer_new(&n->sym, &s->t, s->strs, e);
+	if (rc) {
+		if (n->uw)
+			unwinder_free(n->uw);
+		free(n);
+		return rc;
+	}
+	n->cy = cy_new(s->strs, s->t.root);
+	n->truncated_name = intern(s->strs, "[truncated]");
+	s->native = n;
+	return 0;
+}
+
+void native_close(struct spy *s)
+{
+	struct native_state *n = s->native;
+	if (!n)
+		return;
+	unwind_snapshot_free(&n->snap);
+	unwinder_free(n->uw);
+	symbolizer_free(n->sym);
+	cy_free(n->cy);
+	vec_free(&n->nat);
+	vec_free(&n->merged);
+	free(n);
+	s->native = NULL;
+}
+
+void native_maps_changed(struct spy *s)
+{
+	if (!s->native)
+		return;
+	unwinder_maps_changed(s->native->uw);
+	symbolizer_maps_changed(s->native->sym);
+}
+
+void native_capture(struct spy *s, pid_t tid, void **snapshot)
+{
+	struct native_state *n = s->native;
+	*snapshot = NULL;
+	if (!n || n->snap_in_use)
+		return;
+	if (unwind_capture(n->uw, tid, &n->snap, NULL) == 0) {
+		n->snap_in_use = true;
+		*snapshot = n;
+	}
+}
+
+void native_snapshot_free(void *snapshot)
+{
+	struct native_state *n = snapshot;
+	if (n)
+		n->snap_in_use = false;
+}
+
+static const char *basename_of(struct spy *s, const char *path)
+{
+	if (!path)
+		return "";
+	const char *b = strrchr(path, '/');
+	return b ? intern(s->strs, b + 1) : path;
+}
+
+void native_merge(struct spy *s, struct py_thread *th, void *snapshot, bool *waiting)
+{
+	struct native_state *n = snapshot;
+	size_t nips = 0;
+	bool truncated = false;
+	*waiting = false;
+	n->nat.n = 0;
+	if (unwind_frames(n->uw, &n->snap, n->ips, MAX_NATIVE, &nips, &truncated, NULL) != 0)
+		nips = 0;
+	const char *pybin = py_binary_path(s->py);
+	const char *exe = s->t.exe;
+	struct sym_frame sf[MAX_INLINE];
+	for (size_t i = 0; i < nips; i++) {
+		size_t nsf = 0;
+		if (sym_lookup(n->sym, n->ips[i], i > 0, sf, MAX_INLINE, &nsf) != 0 || nsf == 0)
+			continue;
+		const char *symbol = sf[nsf - 1].symbol;
+		bool in_interp = sf[nsf - 1].module && ((pybin && !strcmp(sf[nsf - 1].module, pybin)) ||
+							(exe && !strcmp(sf[nsf - 1].module, exe)));
+		for (size_t k = 0; k < nsf; k++) {
+			struct native_frame nf = { 0 };
+			nf.f.kind = FRAME_NATIVE;
+			nf.f.name = sf[k].func;
+			nf.f.file = sf[k].file ? sf[k].file : sf[k].module ? sf[k].module : "";
+			nf.f.short_file = basename_of(s, nf.f.file);
+			nf.f.line = sf[k].line;
+			nf.f.module = sf[k].module;
+			nf.f.addr = sf[k].addr;
+			nf.physical = k == nsf - 1;
+			/* Only the real function of a pc decides eval-ness; inlined ones are hidden or kept
+			 * by their own name. */
+			nf.role = merge_classify(nf.physical ? symbol : NULL, sf[k].func, in_interp);
+			if (nf.role == NATIVE_EVAL && !nf.physical)
+				nf.role = NATIVE_HIDE;
+			if (nf.role == NATIVE_KEEP && !in_interp) {
+				const char *csym = nf.physical ? symbol : sf[k].func;
+				if (cy_is_forwarding(sf[k].func)) {
+					nf.role = NATIVE_HIDE;
+				} else if (cy_translate_frame(n->cy, &nf.f, csym)) {
+					/* A __pyx_pw_ wrapper right over its __pyx_pf_ implementation is one
+					 * function to the user. */
+					if (n->nat.n && n->nat.v[n->nat.n - 1].f.kind == FRAME_CYTHON &&
+					    n->nat.v[n->nat.n - 1].f.name == nf.f.name)
+						nf.role = NATIVE_HIDE;
+				}
+			}
+			vec_push(&n->nat, nf);
+		}
+	}
+	if (truncated) {
+		struct native_frame nf = { .f = { .kind = FRAME_PSEUDO, .name = n->truncated_name, .file = "",
+						  .short_file = "" }, .role = NATIVE_KEEP, .physical = true };
+		vec_push(&n->nat, nf);
+	}
+	size_t max = n->nat.n + th->frames.n + 1;
+	vec_reserve(&n->merged, max);
+	size_t nout = 0;
+	struct merge_result res;
+	merge_stacks(n->nat.v, n->nat.n, th->frames.v, th->frames.n, n->merged.v, max, &nout, &res);
+	if (res.mismatch)
+		s->merge_mismatches++;
+	*waiting = res.waiting;
+	for (size_t i = 0; i < nout; i++)
+		vec_push(&s->frames, n->merged.v[i]);
+}

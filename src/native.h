@@ -1,0 +1,27 @@
+/*
+ * native.h - the --native half of a spy: open the unwinder, symbolizer and Cython maps for a
+ * process; capture a paused thread's registers and stack; later, unwind, symbolize and merge
+ * that snapshot with the thread's Python frames into spy->frames (via merge.h).
+ */
+#ifndef MIXSPY_NATIVE_H
+#define MIXSPY_NATIVE_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "python/python.h"
+#include "util/util.h"
+
+struct spy;
+
+int native_open(struct spy *s, struct err *e);
+void native_close(struct spy *s);
+void native_maps_changed(struct spy *s);
+/* Thread tid is paused: copy what unwinding needs. *snapshot is NULL on failure. */
+void native_capture(struct spy *s, pid_t tid, void **snapshot);
+void native_snapshot_free(void *snapshot);
+/* Append the merged (native + Python) frames of th, leaf first, to s->frames; *waiting is set
+ * when the thread is blocked taking the GIL. */
+void native_merge(struct spy *s, struct py_thread *th, void *snapshot, bool *waiting);
+
+#endif

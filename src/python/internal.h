@@ -1,0 +1,52 @@
+/*
+ * internal.h - the state src/python/ keeps about one target interpreter, shared by the files of
+ * that folder only (python.c: discovery and frames; the others: thread names, locals, reprs).
+ */
+#ifndef MIXSPY_PY_INTERNAL_H
+#define MIXSPY_PY_INTERNAL_H
+
+#include "../util/util.h"
+#include "layout.h"
+#include "pyobj.h"
+#include "python.h"
+
+/* What we keep of one code object, by address. */
+struct py_code {
+	uint64_t addr;
+	uint64_t name_ptr, file_ptr, table_ptr;  /* to notice a reused address */
+	const char *name;
+	const char *file;
+	const char *short_file;
+	int firstlineno;
+	int firsttraceable;       /* 3.11+ */
+	uint8_t *table;           /* line table bytes */
+	size_t table_len;
+	int64_t ncodeunits;       /* 3.11+ ob_size, for bounds */
+};
+
+struct py_proc {
+	struct target *t;
+	struct interner *strs;
+	bool full_filenames;
+	struct py_version version;
+	struct py_layout layout;      /* copy: 3.13+ overlays _Py_DebugOffsets */
+	struct py_reader rd;
+	char *binary;                 /* path of the ELF object holding the runtime */
+	uint64_t bias;                /* load bias of that object */
+	uint64_t runtime;             /* _PyRuntime (3.7+), 0 otherwise */
+	uint64_t interp;              /* main PyInterpreterState */
+	uint64_t tstate_current_sym;  /* 2.7/3.6: address of _PyThreadState_Current */
+	VEC(struct py_thread) threads;
+	VEC(struct py_code) codes;
+	struct hmap code_index;       /* code addr -> index in codes */
+	struct hmap short_names;      /* interned file ptr -> interned short name ptr */
+	struct hmap tid_map;          /* thread_id -> os tid (versions without native_thread_id) */
+	struct hmap tid_tried;        /* thread ids the last mapping covered */
+	struct hmap thread_names;     /* thread_id -> interned name ptr */
+	uint64_t names_generation;    /* thread list changes -> names re-read */
+	uint8_t *framebuf;            /* scratch for one frame / code object */
+	size_t framebuf_len;
+	struct strbuf scratch;
+};
+
+#endif

@@ -1,0 +1,797 @@
+/*
+ * python.c - finding the interpreter inside a target and reading its threads and frames.
+ *
+ * Discovery, in order: the ELF object holding the runtime (libpythonX.Y.so if mapped, else the
+ * executable); the version (Py_Version, _Py_DebugOffsets, the sys.version buffer in .bss, the file
+ * name); the runtime (_PyRuntime symbol or .PyRuntime section, 3.7+) or interp_head (2.7/3.6:
+ * .symtab, else decoded from the exported PyInterpreterState_Head); and, when all that fails
+ * validation, a scan of .bss/.data/.PyRuntime for a pointer whose first thread state points back
+ * at it. Frames are read per the layout's frame model; code objects are cached by address.
+ */
+#include "internal.h"
+
+#include <ctype.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "../../symbolize/elf.h"
+#include "debug_offsets.h"
+#include "linetable.h"
+
+#define MAX_THREADS 4096
+#define MAX_FRAMES 4096
+#define MAX_LINETABLE (1u << 20)
+
+/* ---- version ------------------------------------------------------------------------------- */
+
+static void version_from_hex(struct py_version *v, uint32_t hex)
+{
+	v->major = (int)(hex >> 24);
+	v->minor = (int)((hex >> 16) & 0xff);
+	v->micro = (int)((hex >> 8) & 0xff);
+	int level = (hex >> 4) & 0xf;
+	v->serial = (int)(hex & 0xf);
+	const char *lv = level == 0xa ? "a" : level == 0xb ? "b" : level == 0xc ? "rc" : "";
+	snprintf(v->level, sizeof v->level, "%s", lv);
+	if (*lv)
+		snprintf(v->str, sizeof v->str, "%d.%d.%d%s%d", v->major, v->minor, v->micro, lv, v->serial);
+	else
+		snprintf(v->str, sizeof v->str, "%d.%d.%d", v->major, v->minor, v->micro);
+}
+
+/* Find "X.Y.Z[(a|b|c|rc)N][+] (" in a buffer: the start of sys.version. */
+static bool version_scan(const char *buf, size_t len, struct py_version *v)
+{
+	regex_t re;
+	if (regcomp(&re, "([23])\\.([0-9]{1,2})\\.([0-9]{1,2})((a|b|c|rc)([0-9]{1,2}))?\\+? \\(", REG_EXTENDED))
+		return false;
+	bool found = false;
+	size_t i = 0;
+	while (i < len && !found) {
+		/* the buffer has NULs: run the regex over each NUL-terminated piece */
+		const char *s = buf + i;
+		size_t n = strnlen(s, len - i);
+		if (n >= 6) {
+			regmatch_t m[7];
+			if (regexec(&re, s, 7, m, 0) == 0) {
+				v->major = atoi(s + m[1].rm_so);
+				v->minor = atoi(s + m[2].rm_so);
+				v->micro = atoi(s + m[3].rm_so);
+				v->level[0] = 0;
+				v->serial = 0;
+				if (m[4].rm_so >= 0) {
+					int ll = (int)(m[5].rm_eo - m[5].rm_so);
+					snprintf(v->level, sizeof v->level, "%.*s", ll, s + m[5].rm_so);
+					v->serial = atoi(s + m[6].rm_so);
+				}
+				snprintf(v->str, sizeof v->str, "%d.%d.%d%s", v->major, v->minor, v->micro, v->level);
+				if (v->level[0])
+					snprintf(v->str + strlen(v->str), sizeof v->str - strlen(v->str), "%d", v->serial);
+				found = (v->major == 2 && v->minor == 7) || v->major == 3;
+			}
+		}
+		i += n + 1;
+	}
+	regfree(&re);
+	return found;
+}
+
+static bool version_from_name(const char *path, struct py_version *v)
+{
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	int maj, min;
+	if (sscanf(base, "libpython%d.%d", &maj, &min) == 2 || sscanf(base, "python%d.%d", &maj, &min) == 2) {
+		memset(v, 0, sizeof *v);
+		v->major = maj;
+		v->minor = min;
+		snprintf(v->str, sizeof v->str, "%d.%d.0", maj, min);
+		return true;
+	}
+	return false;
+}
+
+/* ---- discovery ----------------------------------------------------------------------------- */
+
+struct candidate {
+	const char *path;      /* path as in the maps */
+	uint64_t bias;
+	struct elf_file *elf;
+};
+
+static bool is_libpython(const char *path)
+{
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	int maj, min;
+	return strncmp(base, "libpython", 9) == 0 && sscanf(base, "libpython%d.%d", &maj, &min) == 2 &&
+	       strstr(base, ".so") != NULL;
+}
+
+/* The mapping with the lowest file offset for `path` gives the load bias. */
+static bool map_bias(struct target *t, const char *path, const struct elf_file *f, uint64_t *bias)
+{
+	uint64_t lowest = UINT64_MAX, start = 0;
+	for (size_t i = 0; i < t->maps.n; i++) {
+		const struct map *m = &t->maps.v[i];
+		if (m->path && strcmp(m->path, path) == 0 && m->offset < lowest) {
+			lowest = m->offset;
+			start = m->start - m->offset;
+		}
+	}
+	if (lowest == UINT64_MAX)
+		return false;
+	/* For ET_EXEC the first PT_LOAD vaddr equals the map start: bias 0. */
+	*bias = start - elf_first_load_vaddr(f);
+	return true;
+}
+
+static int open_candidate(struct py_proc *p, const char *path, struct candidate *c, struct err *e)
+{
+	char *file = target_file_path(p->t, path);
+	int rc = elf_open(&c->elf, file, e);
+	free(file);
+	if (rc)
+		return rc;
+	c->path = path;
+	if (!map_bias(p->t, path, c->elf, &c->bias)) {
+		elf_close(c->elf);
+		c->elf = NULL;
+		return err_set(e, E_NOTPY, "%s is not mapped", path);
+	}
+	return 0;
+}
+
+static uint64_t sym_addr(const struct candidate *c, const char *name)
+{
+	struct elf_sym s;
+	if (!elf_symbol(c->elf, name, &s))
+		return 0;
+	return c->bias + s.value;
+}
+
+static bool read_version(struct py_proc *p, const struct candidate *c)
+{
+	struct py_version *v = &p->version;
+	uint64_t a = sym_addr(c, "Py_Version");
+	uint64_t hex;
+	if (a && !target_read_u64(p->t, a, &hex) && (hex >> 24) == 3) {
+		version_from_hex(v, (uint32_t)hex);
+		return true;
+	}
+	/* 3.13+: the debug offsets carry the version, even without Py_Version. */
+	uint64_t rt = sym_addr(c, "_PyRuntime");
+	struct elf_section sec;
+	if (!rt && elf_section(c->elf, ".PyRuntime", &sec))
+		rt = c->bias + sec.addr;
+	char cookie[16];
+	if (rt && !target_read(p->t, rt, cookie, 16) && memcmp(cookie, "xdebugpy", 8) == 0) {
+		memcpy(&hex, cookie + 8, 8);
+		if ((hex >> 24) == 3) {
+			version_from_hex(v, (uint32_t)hex);
+			return true;
+		}
+	}
+	/* Py_GetVersion's static buffer, by symbol when there is a .symtab. */
+	const char *names[] = { "version", "version.0", NULL };
+	for (int i = 0; names[i]; i++) {
+		a = sym_addr(c, names[i]);
+		char buf[256];
+		if (a && !target_read(p->t, a, buf, sizeof buf - 1)) {
+			buf[sizeof buf - 1] = 0;
+			if (version_scan(buf, strnlen(buf, sizeof buf), v))
+				return true;
+		}
+	}
+	/* Otherwise scan .bss for the sys.version string. */
+	if (elf_section(c->elf, ".bss", &sec) && sec.size && sec.size < (64u << 20)) {
+		char *buf = xmalloc(sec.size);
+		ssize_t n = target_read_partial(p->t, c->bias + sec.addr, buf, sec.size);
+		bool ok = n > 0 && version_scan(buf, (size_t)n, v);
+		free(buf);
+		if (ok)
+			return true;
+	}
+	return false;
+}
+
+/* Is interp a PyInterpreterState whose first thread state points back at it? */
+static bool interp_valid(struct py_proc *p, uint64_t interp)
+{
+	const struct py_layout *L = &p->layout;
+	uint64_t ts, back;
+	if (!interp || (interp & 7) || !target_is_mapped(p->t, interp, 64))
+		return false;
+	if (target_read_u64(p->t, interp + (uint64_t)L->interp_tstate_head, &ts))
+		return false;
+	if (ts == 0)
+		return true;   /* no threads yet (starting up): acceptable */
+	if ((ts & 7) || target_read_u64(p->t, ts + (uint64_t)L->tstate_interp, &back))
+		return false;
+	return back == interp;
+}
+
+/* Last resort: scan a range of the object's writable data for an interpreter pointer. */
+static uint64_t scan_for_interp(struct py_proc *p, uint64_t start, uint64_t size)
+{
+	if (!size || size > (64u << 20))
+		return 0;
+	uint64_t *buf = xmalloc(size);
+	ssize_t n = target_read_partial(p->t, start, buf, size);
+	uint64_t found = 0;
+	for (ssize_t i = 0; n > 0 && i < n / 8 && !found; i++) {
+		uint64_t cand = buf[i];
+		if (cand && !(cand & 7) && target_is_mapped(p->t, cand, 64)) {
+			uint64_t ts;
+			if (interp_valid(p, cand) &&
+			    !target_read_u64(p->t, cand + (uint64_t)p->layout.interp_tstate_head, &ts) && ts)
+				found = cand;
+		}
+	}
+	free(buf);
+	return found;
+}
+
+static int find_interp(struct py_proc *p, const struct candidate *c, struct err *e)
+{
+	const struct py_layout *L = &p->layout;
+	struct elf_section sec;
+	uint64_t interp = 0;
+
+	if (L->runtime_interpreters_head >= 0) {
+		uint64_t rt = sym_addr(c, "_PyRuntime");
+		if (!rt && elf_section(c->elf, ".PyRuntime", &sec))
+			rt = c->bias + sec.addr;
+		p->runtime = rt;
+		if (rt && !target_read_u64(p->t, rt + (uint64_t)L->runtime_interpreters_head, &interp) &&
+		    interp_valid(p, interp)) {
+			p->interp = interp;
+			return 0;
+		}
+	} else {
+		uint64_t a = sym_addr(c, "interp_head");
+		if (!a) {
+			struct elf_sym s;
+			uint64_t target_vaddr;
+			if (elf_symbol(c->elf, "PyInterpreterState_Head", &s) &&
+			    !elf_decode_rip_load(c->elf, s.value, &target_vaddr))
+				a = c->bias + target_vaddr;
+		}
+		if (a && !target_read_u64(p->t, a, &interp) && interp_valid(p, interp)) {
+			p->interp = interp;
+			return 0;
+		}
+	}
+	/* Scan: .PyRuntime first (3.10+ keeps the main interpreter there), then .data and .bss. */
+	const char *secs[] = { ".PyRuntime", ".data", ".bss", NULL };
+	for (int i = 0; secs[i] && !p->interp; i++)
+		if (elf_section(c->elf, secs[i], &sec))
+			p->interp = scan_for_interp(p, c->bias + sec.addr, sec.size);
+	if (p->interp)
+		return 0;
+	if (interp == 0 && p->runtime)
+		return err_set(e, E_AGAIN, "The Python interpreter has not started yet");
+	return err_set(e, E_NOTPY, "Failed to find a python interpreter in the .data section");
+}
+
+static void resolve_types(struct py_proc *p, const struct candidate *c)
+{
+	p->rd.type_code = sym_addr(c, "PyCode_Type");
+	p->rd.type_unicode = sym_addr(c, "PyUnicode_Type");
+	p->rd.type_bytes = sym_addr(c, p->version.major == 2 ? "PyString_Type" : "PyBytes_Type");
+	p->rd.type_str2 = p->version.major == 2 ? p->rd.type_bytes : 0;
+}
+
+int py_open(struct py_proc **out, struct target *t, struct interner *strs, bool full_filenames, struct err *e)
+{
+	struct py_proc *p = xcalloc(1, sizeof(*p));
+	p->t = t;
+	p->strs = strs;
+	p->full_filenames = full_filenames;
+	hmap_init(&p->code_index);
+	hmap_init(&p->short_names);
+	hmap_init(&p->tid_map);
+	hmap_init(&p->tid_tried);
+	hmap_init(&p->thread_names);
+	sb_init(&p->scratch);
+
+	/* Candidates: libpython first (its symbols are the interpreter's), then the executable. */
+	const char *paths[2] = { NULL, NULL };
+	for (size_t i = 0; i < t->maps.n; i++)
+		if (t->maps.v[i].path && is_libpython(t->maps.v[i].path)) {
+			paths[0] = t->maps.v[i].path;
+			break;
+		}
+	paths[1] = t->exe;
+	int rc = E_NOTPY;
+	struct err sub = { 0 };
+	bool have_version = false;
+	for (int i = 0; i < 2 && rc; i++) {
+		if (!paths[i])
+			continue;
+		struct candidate c = { 0 };
+		if (open_candidate(p, paths[i], &c, &sub))
+			continue;
+		if (!read_version(p, &c)) {
+			elf_close(c.elf);
+			continue;
+		}
+		have_version = true;
+		const struct py_layout *L = py_layout_for(p->version.major, p->version.minor);
+		if (!L) {
+			elf_close(c.elf);
+			py_close(p);
+			return err_set(e, E_VERSION, "Unsupported version of Python: %s", p->version.str);
+		}
+		p->layout = *L;
+		if (p->version.major == 3 && p->version.minor >= 13) {
+			uint64_t rt = sym_addr(&c, "_PyRuntime");
+			struct elf_section sec;
+			if (!rt && elf_section(c.elf, ".PyRuntime", &sec))
+				rt = c.bias + sec.addr;
+			size_t n = py_debug_offsets_size(p->version.minor);
+			uint8_t *buf = n ? xmalloc(n) : NULL;
+			if (rt && buf && !target_read(t, rt, buf, n))
+				py_debug_offsets_apply(buf, n, p->version.minor, &p->layout, NULL);
+			free(buf);
+		}
+		p->rd.t = t;
+		p->rd.L = &p->layout;
+		p->rd.major = p->version.major;
+		p->rd.minor = p->version.minor;
+		rc = find_interp(p, &c, &sub);
+		if (!rc) {
+			p->binary = xstrdup(c.path);
+			p->bias = c.bias;
+			resolve_types(p, &c);
+			if (p->layout.gil_model == PYGIL_TSTATE_CURRENT_SYM)
+				p->tstate_current_sym = sym_addr(&c, "_PyThreadState_Current");
+		}
+		elf_close(c.elf);
+	}
+	if (rc) {
+		if (!have_version) {
+			struct py_version v;
+			if (version_from_name(paths[0] ? paths[0] : t->exe, &v) && !py_layout_for(v.major, v.minor) &&
+			    strstr(t->exe, "python")) {
+				py_close(p);
+				return err_set(e, E_VERSION, "Unsupported version of Python: %s", v.str);
+			}
+			py_close(p);
+			return err_set(e, E_NOTPY, "Failed to find python version from target process");
+		}
+		py_close(p);
+		return err_set(e, rc, "%s", sub.msg);
+	}
+	*out = p;
+	return 0;
+}
+
+void py_close(struct py_proc *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->threads.n; i++)
+		vec_free(&p->threads.v[i].frames);
+	vec_free(&p->threads);
+	for (size_t i = 0; i < p->codes.n; i++)
+		free(p->codes.v[i].table);
+	vec_free(&p->codes);
+	hmap_free(&p->code_index);
+	hmap_free(&p->short_names);
+	hmap_free(&p->tid_map);
+	hmap_free(&p->tid_tried);
+	hmap_free(&p->thread_names);
+	free(p->framebuf);
+	free(p->binary);
+	sb_free(&p->scratch);
+	free(p);
+}
+
+const struct py_version *py_get_version(const struct py_proc *p) { return &p->version; }
+const struct py_layout *py_get_layout(const struct py_proc *p) { return &p->layout; }
+const char *py_binary_path(const struct py_proc *p) { return p->binary; }
+uint64_t py_interp_addr(const struct py_proc *p) { return p->interp; }
+
+/* ---- file names ---------------------------------------------------------------------------- */
+
+static bool has_init_py(struct py_proc *p, const char *dir, size_t dirlen)
+{
+	struct strbuf sb;
+	sb_init(&sb);
+	sb_addf(&sb, "%s%.*s/__init__.py", p->t->root, (int)dirlen, dir);
+	bool ok = access(sb.buf, F_OK) == 0;
+	if (!ok) {
+		sb_reset(&sb);
+		sb_addf(&sb, "%.*s/__init__.py", (int)dirlen, dir);
+		ok = access(sb.buf, F_OK) == 0;
+	}
+	sb_free(&sb);
+	return ok;
+}
+
+const char *py_shorten_filename(struct py_proc *p, const char *file)
+{
+	if (p->full_filenames || !file || file[0] != '/')
+		return file;
+	uint64_t v;
+	if (hmap_get(&p->short_names, (uint64_t)(uintptr_t)file, &v))
+		return (const char *)(uintptr_t)v;
+	/* Walk up while the directory is a package; keep the path from the top package down. */
+	const char *base = strrchr(file, '/');
+	const char *keep = base + 1;
+	const char *dir_end = base;
+	while (dir_end > file && has_init_py(p, file, (size_t)(dir_end - file))) {
+		const char *prev = dir_end - 1;
+		while (prev > file && *prev != '/')
+			prev--;
+		keep = prev + 1;
+		dir_end = prev;
+	}
+	const char *s = intern(p->strs, keep);
+	hmap_put(&p->short_names, (uint64_t)(uintptr_t)file, (uint64_t)(uintptr_t)s);
+	return s;
+}
+
+/* ---- code objects -------------------------------------------------------------------------- */
+
+static const char *read_str_interned(struct py_proc *p, uint64_t addr)
+{
+	sb_reset(&p->scratch);
+	if (pyobj_read_str(&p->rd, addr, &p->scratch))
+		return NULL;
+	return intern_n(p->strs, p->scratch.buf ? p->scratch.buf : "", p->scratch.len);
+}
+
+static void *scratch(struct py_proc *p, size_t n)
+{
+	if (p->framebuf_len < n) {
+		p->framebuf = xrealloc(p->framebuf, n);
+		p->framebuf_len = n;
+	}
+	return p->framebuf;
+}
+
+static uint64_t field_u64(const uint8_t *buf, int off)
+{
+	uint64_t v;
+	memcpy(&v, buf + off, 8);
+	return v;
+}
+
+static int32_t field_i32(const uint8_t *buf, int off)
+{
+	int32_t v;
+	memcpy(&v, buf + off, 4);
+	return v;
+}
+
+static const struct py_code *get_code(struct py_proc *p, uint64_t addr)
+{
+	const struct py_layout *L = &p->layout;
+	size_t size = (size_t)L->code_size;
+	uint8_t *buf = scratch(p, size);
+	if (!addr || (addr & 7) || target_read(p->t, addr, buf, size))
+		return NULL;
+	if (p->rd.type_code && field_u64(buf, L->ob_type) != p->rd.type_code)
+		return NULL;
+	uint64_t name_ptr = field_u64(buf, L->code_qualname >= 0 ? L->code_qualname : L->code_name);
+	uint64_t file_ptr = field_u64(buf, L->code_filename);
+	uint64_t table_ptr = field_u64(buf, L->code_linetable);
+	int firstlineno = field_i32(buf, L->code_firstlineno);
+	uint64_t idx;
+	if (hmap_get(&p->code_index, addr, &idx)) {
+		struct py_code *c = &p->codes.v[idx];
+		if (c->name_ptr == name_ptr && c->file_ptr == file_ptr && c->table_ptr == table_ptr &&
+		    c->firstlineno == firstlineno)
+			return c;
+		free(c->table);
+		c->table = NULL;
+	} else {
+		struct py_code blank = { 0 };
+		vec_push(&p->codes, blank);
+		idx = p->codes.n - 1;
+		hmap_put(&p->code_index, addr, idx);
+	}
+	struct py_code *c = &p->codes.v[idx];
+	c->addr = addr;
+	c->name_ptr = name_ptr;
+	c->file_ptr = file_ptr;
+	c->table_ptr = table_ptr;
+	c->firstlineno = firstlineno;
+	c->firsttraceable = L->code_firsttraceable >= 0 ? field_i32(buf, L->code_firsttraceable) : 0;
+	c->ncodeunits = L->frame_model >= PYFRAME_311 ? (int64_t)field_u64(buf, L->var_ob_size) : 0;
+	c->name = read_str_interned(p, name_ptr);
+	c->file = read_str_interned(p, file_ptr);
+	c->table = NULL;
+	c->table_len = 0;
+	if (!c->name || !c->file) {
+		/* garbage: forget it so the next read tries again */
+		c->name_ptr = c->file_ptr = 0;
+		return NULL;
+	}
+	c->short_file = py_shorten_filename(p, c->file);
+	if (pyobj_read_bytes(&p->rd, table_ptr, MAX_LINETABLE, &c->table, &c->table_len)) {
+		c->table = NULL;
+		c->table_len = 0;
+	}
+	return c;
+}
+
+/* ---- threads ------------------------------------------------------------------------------- */
+
+int py_gil_holder(struct py_proc *p, uint64_t *tstate)
+{
+	const struct py_layout *L = &p->layout;
+	*tstate = 0;
+	switch (L->gil_model) {
+	case PYGIL_TSTATE_CURRENT_SYM:
+		if (!p->tstate_current_sym)
+			return E_NOTPY;
+		return target_read_u64(p->t, p->tstate_current_sym, tstate);
+	case PYGIL_RUNTIME_TSTATE:
+		if (!p->runtime || L->runtime_tstate_current < 0)
+			return E_NOTPY;
+		return target_read_u64(p->t, p->runtime + (uint64_t)L->runtime_tstate_current, tstate);
+	case PYGIL_INTERP_GIL_PTR: {
+		uint64_t gil;
+		int32_t locked;
+		if (target_read_u64(p->t, p->interp + (uint64_t)L->interp_ceval_gil, &gil) || !gil ||
+		    target_read(p->t, gil + (uint64_t)L->gil_locked, &locked, 4))
+			return E_READ;
+		if (!locked)
+			return 0;
+		return target_read_u64(p->t, gil + (uint64_t)L->gil_last_holder, tstate);
+	}
+	}
+	return E_INTERNAL;
+}
+
+bool py_gil_locked(struct py_proc *p)
+{
+	uint64_t holder;
+	return py_gil_holder(p, &holder) == 0 && holder != 0;
+}
+
+int py_read_threads(struct py_proc *p, struct py_thread **threads, size_t *n, struct err *e)
+{
+	const struct py_layout *L = &p->layout;
+	uint64_t ts;
+	if (target_read_u64(p->t, p->interp + (uint64_t)L->interp_tstate_head, &ts))
+		return err_set(e, target_alive(p->t) ? E_READ : E_NOPROC, "Failed to read the thread list");
+	uint64_t holder = 0;
+	py_gil_holder(p, &holder);
+	size_t count = 0;
+	for (; ts && count < MAX_THREADS; count++) {
+		if (count >= p->threads.n) {
+			struct py_thread blank = { 0 };
+			vec_push(&p->threads, blank);
+		}
+		struct py_thread *th = &p->threads.v[count];
+		th->tstate = ts;
+		th->frames.n = 0;
+		th->truncated = false;
+		uint8_t buf[512];
+		size_t want = 0;
+		int fields[] = { L->tstate_next, L->tstate_interp, L->tstate_thread_id, L->tstate_native_thread_id,
+				 L->tstate_holds_gil, L->tstate_status };
+		for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+			if (fields[i] >= 0 && (size_t)fields[i] + 8 > want)
+				want = (size_t)fields[i] + 8;
+		if (want > sizeof buf || target_read(p->t, ts, buf, want))
+			return err_set(e, target_alive(p->t) ? E_READ : E_NOPROC, "Failed to read a thread state");
+		if (field_u64(buf, L->tstate_interp) != p->interp)
+			return err_set(e, E_READ, "Thread state %#lx does not belong to the interpreter",
+				       (unsigned long)ts);
+		th->thread_id = field_u64(buf, L->tstate_thread_id);
+		th->os_tid = 0;
+		if (L->tstate_native_thread_id >= 0)
+			th->os_tid = (int)field_u64(buf, L->tstate_native_thread_id);
+		else {
+			uint64_t tid;
+			if (hmap_get(&p->tid_map, th->thread_id, &tid))
+				th->os_tid = (int)tid;
+		}
+		if (L->tstate_holds_gil >= 0)
+			th->holds_gil = field_i32(buf, L->tstate_holds_gil) != 0;
+		else if (L->tstate_status_holds_gil_bit && L->tstate_status >= 0)
+			th->holds_gil = (field_i32(buf, L->tstate_status) & (int32_t)L->tstate_status_holds_gil_bit) != 0;
+		else
+			th->holds_gil = holder == ts;
+		uint64_t name;
+		th->name = hmap_get(&p->thread_names, th->thread_id, &name) ? (const char *)(uintptr_t)name : NULL;
+		ts = field_u64(buf, L->tstate_next);
+	}
+	*threads = p->threads.v;
+	*n = count;
+	return 0;
+}
+
+int py_map_os_tids(struct py_proc *p, struct py_thread *threads, size_t n, struct err *e)
+{
+	/* Remap only when a thread id shows up that the last mapping did not try. */
+	bool missing = false;
+	for (size_t i = 0; i < n; i++)
+		if (!threads[i].os_tid && !hmap_get(&p->tid_tried, threads[i].thread_id, NULL))
+			missing = true;
+	if (!missing)
+		return 0;
+	hmap_clear(&p->tid_tried);
+	for (size_t i = 0; i < n; i++)
+		hmap_put(&p->tid_tried, threads[i].thread_id, 1);
+	/* pthread_self() is the thread's fs_base on x86_64: read it from each OS thread. */
+	pid_t *tids = NULL;
+	size_t ntids = 0;
+	int rc = target_threads(p->t, &tids, &ntids, e);
+	if (rc)
+		return rc;
+	hmap_clear(&p->tid_map);
+	for (size_t i = 0; i < ntids; i++) {
+		if (target_pause_thread(p->t, tids[i], NULL))
+			continue;
+		uint64_t fs = 0;
+		int r = target_thread_fs_base(tids[i], &fs);
+		target_resume_thread(p->t, tids[i]);
+		if (!r && fs)
+			hmap_put(&p->tid_map, fs, (uint64_t)tids[i]);
+	}
+	free(tids);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t tid;
+		if (!threads[i].os_tid && hmap_get(&p->tid_map, threads[i].thread_id, &tid))
+			threads[i].os_tid = (int)tid;
+	}
+	return 0;
+}
+
+/* ---- frames -------------------------------------------------------------------------------- */
+
+static int line_of(struct py_proc *p, const struct py_code *c, int64_t addr, enum py_linemode mode)
+{
+	if (mode == PY_LINE_NONE)
+		return 0;
+	if (mode == PY_LINE_FUNCTION)
+		return c->firstlineno;
+	if (!c->table)
+		return c->firstlineno;
+	int line = py_line_for(p->layout.linetable, p->version.major, p->version.minor, c->table, c->table_len,
+			       c->firstlineno, addr);
+	return line < 0 ? 0 : line;
+}
+
+static void push_frame(struct py_thread *th, const struct py_code *c, uint64_t frame, int line, bool entry)
+{
+	struct py_frame f = {
+		.name = c->name, .file = c->file, .short_file = c->short_file, .line = line,
+		.firstlineno = c->firstlineno, .code = c->addr, .addr = frame, .is_entry = entry,
+	};
+	vec_push(&th->frames, f);
+}
+
+static void mark_last_entry(struct py_thread *th)
+{
+	if (th->frames.n)
+		th->frames.v[th->frames.n - 1].is_entry = true;
+}
+
+static int read_frames_object(struct py_proc *p, struct py_thread *th, enum py_linemode mode)
+{
+	const struct py_layout *L = &p->layout;
+	uint64_t f;
+	if (target_read_u64(p->t, th->tstate + (uint64_t)L->tstate_frame, &f))
+		return E_READ;
+	size_t want = (size_t)L->frame_lasti + 4;
+	if ((size_t)L->frame_back + 8 > want)
+		want = (size_t)L->frame_back + 8;
+	if ((size_t)L->frame_code + 8 > want)
+		want = (size_t)L->frame_code + 8;
+	uint8_t fbuf[512];
+	if (want > sizeof fbuf)
+		return E_INTERNAL;
+	for (int depth = 0; f; depth++) {
+		if (depth >= MAX_FRAMES || (f & 7)) {
+			th->truncated = true;
+			return depth >= MAX_FRAMES ? 0 : E_READ;
+		}
+		if (target_read(p->t, f, fbuf, want))
+			return E_READ;
+		uint64_t code = field_u64(fbuf, L->frame_code);
+		int lasti = field_i32(fbuf, L->frame_lasti);
+		const struct py_code *c = get_code(p, code);
+		if (!c)
+			return E_READ;
+		int64_t addr = L->linetable == PYLINES_310 ? (int64_t)lasti * 2 : lasti;
+		push_frame(th, c, f, line_of(p, c, addr, mode), true);
+		f = field_u64(fbuf, L->frame_back);
+	}
+	return 0;
+}
+
+static int read_frames_interp(struct py_proc *p, struct py_thread *th, enum py_linemode mode)
+{
+	const struct py_layout *L = &p->layout;
+	uint64_t f;
+	if (L->frame_model == PYFRAME_311 || L->frame_model == PYFRAME_312) {
+		uint64_t cframe;
+		if (target_read_u64(p->t, th->tstate + (uint64_t)L->tstate_cframe, &cframe))
+			return E_READ;
+		if (!cframe)
+			return 0;
+		if (target_read_u64(p->t, cframe + (uint64_t)L->cframe_current_frame, &f))
+			return E_READ;
+	} else if (target_read_u64(p->t, th->tstate + (uint64_t)L->tstate_current_frame, &f)) {
+		return E_READ;
+	}
+	size_t want = 0;
+	int fields[] = { L->iframe_previous, L->iframe_code, L->iframe_instr, L->iframe_is_entry, L->iframe_owner };
+	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+		if (fields[i] >= 0 && (size_t)fields[i] + 8 > want)
+			want = (size_t)fields[i] + 8;
+	uint8_t fbuf[256];
+	if (want > sizeof fbuf)
+		return E_INTERNAL;
+	for (int depth = 0; f; depth++) {
+		if (depth >= MAX_FRAMES || (f & 7)) {
+			th->truncated = true;
+			return depth >= MAX_FRAMES ? 0 : E_READ;
+		}
+		if (target_read(p->t, f, fbuf, want))
+			return E_READ;
+		uint64_t prev = field_u64(fbuf, L->iframe_previous);
+		uint64_t code = field_u64(fbuf, L->iframe_code);
+		int owner = L->iframe_owner >= 0 ? fbuf[L->iframe_owner] : 0;
+		bool entry = L->iframe_is_entry >= 0 && fbuf[L->iframe_is_entry];
+		if (L->frame_model == PYFRAME_314)
+			code &= ~(uint64_t)3;   /* 3.14: f_executable is a tagged _PyStackRef */
+		/* 3.12+: frames owned by the C stack / the interpreter are the shims an eval call
+		 * pushes below the first Python frame it runs: they end the current group. */
+		bool shim = (L->frame_model == PYFRAME_312 || L->frame_model == PYFRAME_313) ? owner == 3
+			  : L->frame_model == PYFRAME_314 ? owner >= 3 : false;
+		if (shim) {
+			mark_last_entry(th);
+			f = prev;
+			continue;
+		}
+		const struct py_code *c = get_code(p, code);
+		if (!c) {
+			/* 3.13+: f_executable may legitimately be something else than code. */
+			if (L->frame_model >= PYFRAME_313) {
+				f = prev;
+				continue;
+			}
+			return E_READ;
+		}
+		uint64_t instr = field_u64(fbuf, L->iframe_instr);
+		int64_t addr = (int64_t)(instr - (code + (uint64_t)L->code_code_adaptive));
+		/* Incomplete frames (not yet at their first traceable instruction) are hidden by
+		 * CPython; skip them but keep their group boundary. Generator frames are never so. */
+		if (owner != 1 && addr >= -2 && addr < (int64_t)c->firsttraceable * 2) {
+			if (entry)
+				mark_last_entry(th);
+			f = prev;
+			continue;
+		}
+		if (c->ncodeunits > 0 && (addr < -2 || addr > c->ncodeunits * 2))
+			return E_READ;   /* torn read: the instruction pointer is not in this code */
+		push_frame(th, c, f, line_of(p, c, addr, mode), entry);
+		f = prev;
+	}
+	return 0;
+}
+
+int py_read_frames(struct py_proc *p, struct py_thread *th, enum py_linemode mode, struct err *e)
+{
+	th->frames.n = 0;
+	int rc = p->layout.frame_model == PYFRAME_OBJECT ? read_frames_object(p, th, mode)
+							  : read_frames_interp(p, th, mode);
+	if (rc)
+		return err_set(e, target_alive(p->t) ? rc : E_NOPROC, "Failed to read the frames of thread %#lx",
+			       (unsigned long)th->thread_id);
+	/* The oldest frame always ends a group (it is what the outermost eval call runs). */
+	mark_last_entry(th);
+	return 0;
+}

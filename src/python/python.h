@@ -1,0 +1,93 @@
+/*
+ * python.h - what the interpreter inside a target says: its version, its thread states, each
+ * thread's frame chain (functions, files, lines), the GIL holder, thread names, and locals for
+ * `dump --locals`. Reads go through target.h; offsets come from layout.h. Knows nothing about
+ * output or native stacks.
+ */
+#ifndef MIXSPY_PYTHON_H
+#define MIXSPY_PYTHON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../target.h"
+#include "../util/util.h"
+#include "layout.h"
+
+struct py_version {
+	int major, minor, micro;
+	char level[4];    /* "" for final, "a", "b", "rc" */
+	int serial;
+	char str[32];     /* "3.11.7", "3.13.0rc1" */
+};
+
+struct py_frame {
+	const char *name;        /* co_name (qualname from 3.11), interned */
+	const char *file;        /* co_filename, interned */
+	const char *short_file;  /* shortened (or == file with full filenames), interned */
+	int line;                /* per the line mode */
+	int firstlineno;
+	uint64_t code;           /* code object address */
+	uint64_t addr;           /* frame address */
+	bool is_entry;           /* outermost frame of its native eval activation (for merge) */
+};
+
+struct py_thread {
+	uint64_t tstate;
+	uint64_t thread_id;      /* pthread_self() */
+	int os_tid;              /* 0 when unknown */
+	const char *name;        /* threading name, interned, or NULL */
+	bool holds_gil;
+	VEC(struct py_frame) frames;   /* innermost first */
+	bool truncated;          /* the chain hit the depth limit or a bad pointer */
+};
+
+enum py_linemode {
+	PY_LINE_CURRENT = 0,     /* the line being executed */
+	PY_LINE_FUNCTION = 1,    /* co_firstlineno (--function) */
+	PY_LINE_NONE = 2,        /* 0 (--nolineno) */
+};
+
+struct py_proc;
+
+/* Find the interpreter in t: version, runtime, interpreter state, layout. */
+int py_open(struct py_proc **out, struct target *t, struct interner *strs, bool full_filenames, struct err *e);
+void py_close(struct py_proc *p);
+const struct py_version *py_get_version(const struct py_proc *p);
+const struct py_layout *py_get_layout(const struct py_proc *p);
+const char *py_binary_path(const struct py_proc *p);   /* the ELF object holding the runtime */
+uint64_t py_interp_addr(const struct py_proc *p);
+
+/* List the thread states of the main interpreter (no frames yet). The array belongs to p and
+ * is reused by the next call. os_tid is filled where the version stores it or the mapping is
+ * cached; holds_gil from the GIL holder. */
+int py_read_threads(struct py_proc *p, struct py_thread **threads, size_t *n, struct err *e);
+/* Read th's frame chain into th->frames. */
+int py_read_frames(struct py_proc *p, struct py_thread *th, enum py_linemode mode, struct err *e);
+/* Fill os_tid for threads where the version doesn't store it, by matching thread_id against
+ * each OS thread's fs_base (needs the OS threads to be ptrace-stoppable). */
+int py_map_os_tids(struct py_proc *p, struct py_thread *threads, size_t n, struct err *e);
+/* Fill thread names from threading._active (3.6+ and 2.7). Missing names stay NULL. */
+int py_read_thread_names(struct py_proc *p, struct py_thread *threads, size_t n);
+/* The thread state holding the GIL, 0 for none. */
+int py_gil_holder(struct py_proc *p, uint64_t *tstate);
+/* True when the GIL is currently locked (3.7+), or the holder is known (older). */
+bool py_gil_locked(struct py_proc *p);
+
+/* Locals and arguments of one frame, for dump --locals. */
+struct py_local {
+	const char *name;
+	char *repr;      /* owned; "?" when unreadable */
+	bool is_arg;
+	uint64_t addr;
+};
+int py_frame_locals(struct py_proc *p, const struct py_frame *f, size_t repr_budget,
+		    struct py_local **out, size_t *n, struct err *e);
+void py_locals_free(struct py_local *l, size_t n);
+
+/* Shorten a file name as py-spy does: drop the directories above the top package. Result
+ * interned. */
+const char *py_shorten_filename(struct py_proc *p, const char *file);
+
+#endif

@@ -1,0 +1,339 @@
+/*
+ * sampler.c - the sampling loop (see sampler.h).
+ *
+ * Ticks follow an absolute schedule with exponential gaps of mean 1/rate. When sampling falls
+ * more than a second behind, that is reported (once per second), never hidden. With
+ * --subprocesses, descendants are looked for every 100 ms and each Python one gets a spy.
+ */
+#include "sampler.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+volatile sig_atomic_t sampler_stop_signal;
+
+static void on_signal(int sig)
+{
+	sampler_stop_signal = sig;
+}
+
+static struct spy_opts opts_of(const struct config *c)
+{
+	return (struct spy_opts){
+		.native = c->native, .nonblocking = c->nonblocking, .idle = c->idle, .gil_only = c->gil,
+		.full_filenames = c->full_filenames,
+		.linemode = c->nolineno ? PY_LINE_NONE : c->function ? PY_LINE_FUNCTION : PY_LINE_CURRENT,
+		.thread_names = true,
+	};
+}
+
+size_t sampler_nprocs(const struct sampler *sm)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < sm->procs.n; i++)
+		n += sm->procs.v[i]->open && !sm->procs.v[i]->dead;
+	return n;
+}
+
+struct spy *sampler_find(const struct sampler *sm, pid_t pid)
+{
+	for (size_t i = 0; i < sm->procs.n; i++)
+		if (sm->procs.v[i]->open && sm->procs.v[i]->spy.t.pid == pid)
+			return &sm->procs.v[i]->spy;
+	return NULL;
+}
+
+size_t sampler_lineage(const struct sampler *sm, pid_t pid, struct spy **out, size_t max)
+{
+	struct spy *chain[64];
+	size_t n = 0;
+	for (int depth = 0; depth < 64 && pid > 0; depth++) {
+		struct spy *s = sampler_find(sm, pid);
+		if (s)
+			chain[n++] = s;
+		if (pid == sm->root_pid)
+			break;
+		pid = target_ppid(pid);
+	}
+	size_t k = 0;
+	for (size_t i = n; i-- > 0 && k < max;)
+		out[k++] = chain[i];
+	return k;
+}
+
+static struct sampler_proc *add_proc(struct sampler *sm)
+{
+	struct sampler_proc *p = xcalloc(1, sizeof(*p));
+	vec_push(&sm->procs, p);
+	return p;
+}
+
+/* Descendants of the root that we have not tried yet: read every /proc/N/stat's ppid. */
+static void find_children(struct sampler *sm)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return;
+	struct hmap parent;
+	hmap_init(&parent);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		pid_t pid = atoi(de->d_name);
+		pid_t pp = target_ppid(pid);
+		if (pp > 0)
+			hmap_put(&parent, (uint64_t)pid, (uint64_t)pp);
+	}
+	closedir(d);
+	size_t it = 0;
+	uint64_t pid, pp;
+	while (hmap_next(&parent, &it, &pid, &pp)) {
+		if (hmap_get(&sm->tried, pid, NULL))
+			continue;
+		/* Is pid a descendant of the root? */
+		uint64_t cur = pid, up;
+		bool desc = false;
+		for (int depth = 0; depth < 64 && hmap_get(&parent, cur, &up); depth++) {
+			if ((pid_t)up == sm->root_pid) {
+				desc = true;
+				break;
+			}
+			cur = up;
+		}
+		if (!desc)
+			continue;
+		hmap_put(&sm->tried, pid, 1);
+		struct spy_opts o = opts_of(sm->c);
+		struct sampler_proc *p = add_proc(sm);
+		struct err e = { 0 };
+		if (spy_open(&p->spy, (pid_t)pid, NULL, &o, sm->strs, 0.2, &e) == 0) {
+			p->open = true;
+			p->ppid = (pid_t)pp;
+		} else {
+			p->dead = true;   /* not Python (or gone): remember, don't retry */
+		}
+	}
+	hmap_free(&parent);
+}
+
+static double exp_gap(double rate, uint64_t *rng)
+{
+	/* xorshift64*: no global RNG state */
+	*rng ^= *rng >> 12;
+	*rng ^= *rng << 25;
+	*rng ^= *rng >> 27;
+	uint64_t r = *rng * 0x2545F4914F6CDD1DULL;
+	double u = ((double)(r >> 11) + 0.5) / 9007199254740992.0;
+	return -log(u) / rate;
+}
+
+static void sleep_until(double t)
+{
+	struct timespec ts;
+	ts.tv_sec = (time_t)t;
+	ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		if (sampler_stop_signal)
+			break;
+}
+
+static void reap_root(struct sampler *sm, struct target *t)
+{
+	if (!sm->launched || sm->root_exited)
+		return;
+	if (!target_alive(t) || t->reaped) {
+		sm->root_exited = true;
+		sm->exit_status = t->exit_status;
+	}
+}
+
+int sampler_run(const struct config *c, struct interner *strs, const struct sampler_hooks *h, int *status,
+		struct err *e)
+{
+	struct sampler sm = { .c = c, .strs = strs };
+	hmap_init(&sm.tried);
+	*status = 0;
+	sampler_stop_signal = 0;
+	struct sigaction sa = { 0 };
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	struct spy_opts o = opts_of(c);
+	struct sampler_proc *root = add_proc(&sm);
+	int rc;
+	if (c->program) {
+		struct target t;
+		rc = target_launch(&t, c->program, e);
+		if (rc)
+			goto out;
+		sm.launched = true;
+		sm.root_pid = t.pid;
+		rc = spy_open(&root->spy, t.pid, &t, &o, strs, c->subprocesses ? 1.0 : 10.0, e);
+		if (rc && !(c->subprocesses && (rc == E_NOTPY || rc == E_NOPROC))) {
+			/* Not Python: let the program finish (never kill what we launched), pass on its status. */
+			int st;
+			if (!t.reaped && waitpid(t.pid, &st, 0) == t.pid)
+				*status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+			target_close(&t);
+			goto out;
+		}
+		if (rc) {
+			root->spy.t = t;   /* keep the target to reap it; no interpreter in it */
+			root->dead = true;
+			rc = 0;
+		} else {
+			root->open = true;
+		}
+	} else {
+		sm.root_pid = c->pid;
+		rc = spy_open(&root->spy, c->pid, NULL, &o, strs, 2.0, e);
+		if (rc && c->subprocesses && rc == E_NOTPY) {
+			root->dead = true;
+			rc = 0;
+		}
+		if (rc)
+			goto out;
+		root->open = !root->dead;
+	}
+	hmap_put(&sm.tried, (uint64_t)sm.root_pid, 1);
+	if (c->subprocesses) {
+		find_children(&sm);
+		if (!sampler_nprocs(&sm) && !sm.launched) {
+			rc = err_set(e, E_NOTPY, "No python processes found in process %d or any of its subprocesses", c->pid);
+			goto out;
+		}
+	}
+
+	uint64_t rng = (uint64_t)getpid() * 0x9E3779B97F4A7C15ULL ^ (uint64_t)(now_wall() * 1e6);
+	if (!rng)
+		rng = 1;
+	sm.start = now_monotonic();
+	sm.start_wall = now_wall();
+	double next = sm.start, last_child_scan = sm.start, last_late_report = 0;
+	for (;;) {
+		if (sampler_stop_signal) {
+			sm.reason = STOP_SIGNAL;
+			break;
+		}
+		double now = now_monotonic();
+		double elapsed = now - sm.start;
+		if (c->duration > 0 && elapsed >= c->duration) {
+			sm.reason = STOP_DURATION;
+			break;
+		}
+		sm.ticks++;
+		for (size_t i = 0; i < sm.procs.n; i++) {
+			struct sampler_proc *p = sm.procs.v[i];
+			if (!p->open || p->dead)
+				continue;
+			struct sample *samples;
+			size_t n;
+			struct err se = { 0 };
+			uint64_t errs_before = p->spy.errors;
+			int r = spy_sample(&p->spy, elapsed, &samples, &n, &se);
+			if (r) {
+				if (r == E_NOPROC || !target_alive(&p->spy.t)) {
+					p->dead = true;
+					continue;
+				}
+				sm.errors++;
+				snprintf(sm.last_error, sizeof sm.last_error, "%s", se.msg);
+				continue;
+			}
+			if (p->spy.errors != errs_before) {
+				sm.errors += p->spy.errors - errs_before;
+				snprintf(sm.last_error, sizeof sm.last_error, "%s", p->spy.last_error);
+			}
+			sm.samples += n;
+			if (h->on_samples && n)
+				h->on_samples(h->ctx, &sm, &p->spy, samples, n);
+		}
+		if (sm.launched)
+			reap_root(&sm, &root->spy.t);
+		if (h->on_tick && h->on_tick(h->ctx, &sm, elapsed)) {
+			sm.reason = STOP_HOOK;
+			break;
+		}
+		if (c->subprocesses && now - last_child_scan >= 0.1) {
+			last_child_scan = now;
+			if (!sm.root_exited && (sm.launched || target_state(sm.root_pid)))
+				find_children(&sm);
+		}
+		bool any = false;
+		for (size_t i = 0; i < sm.procs.n; i++)
+			any |= sm.procs.v[i]->open && !sm.procs.v[i]->dead;
+		bool root_running = sm.launched ? !sm.root_exited : false;
+		if (!any && !(c->subprocesses && root_running)) {
+			sm.reason = STOP_EXITED;
+			break;
+		}
+		next += exp_gap((double)c->rate, &rng);
+		now = now_monotonic();
+		if (now > next + 1.0) {
+			sm.late_ticks++;
+			if (now - next > sm.max_lateness)
+				sm.max_lateness = now - next;
+			if (now - last_late_report >= 1.0) {
+				last_late_report = now;
+				fprintf(stderr, "mixspy> %.2fs behind in sampling, results may be inaccurate. Try reducing the sampling rate\n",
+					now - next);
+			}
+			/* Don't try to catch up with a burst: resume the schedule from now. */
+			next = now;
+		} else if (h->idle) {
+			if (h->idle(h->ctx, &sm, next)) {
+				sm.reason = STOP_HOOK;
+				break;
+			}
+		} else {
+			sleep_until(next);
+		}
+	}
+	rc = 0;
+	if (h->on_tick)
+		h->on_tick(h->ctx, &sm, now_monotonic() - sm.start);
+out:
+	/* Leave every target running; pass on a launched program's exit status once it ends. */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	if (sm.launched && !rc && sm.procs.n) {
+		struct target *t = &sm.procs.v[0]->spy.t;
+		if (sm.reason == STOP_SIGNAL && sampler_stop_signal == SIGTERM && !sm.root_exited)
+			kill(t->pid, SIGTERM);
+		if (!sm.root_exited) {
+			int st;
+			pid_t r;
+			while ((r = waitpid(t->pid, &st, 0)) < 0 && errno == EINTR)
+				;
+			if (r == t->pid)
+				sm.exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+			else if (t->reaped)
+				sm.exit_status = t->exit_status;
+		}
+		*status = sm.exit_status;
+	}
+	for (size_t i = 0; i < sm.procs.n; i++) {
+		if (sm.procs.v[i]->open)
+			spy_close(&sm.procs.v[i]->spy);
+		else if (i == 0 && sm.launched)
+			target_close(&sm.procs.v[i]->spy.t);
+		free(sm.procs.v[i]);
+	}
+	vec_free(&sm.procs);
+	hmap_free(&sm.tried);
+	return rc;
+}

@@ -1,0 +1,220 @@
+/*
+ * spy.c - the stacks of one process at one instant (see spy.h).
+ *
+ * Blocking mode pauses each Python thread only while its frame chain (and, with --native, its
+ * registers and stack top) is copied, then resumes it; everything else (lines, names,
+ * unwinding, symbolizing, merging) works on the copies. Idle state is read from /proc before
+ * the pause, since a paused thread always looks asleep.
+ */
+#include "spy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "native.h"
+
+int spy_open(struct spy *s, pid_t pid, struct target *launched, const struct spy_opts *o,
+	     struct interner *strs, double timeout, struct err *e)
+{
+	memset(s, 0, sizeof(*s));
+	s->strs = strs;
+	s->o = *o;
+	int rc;
+	if (launched) {
+		s->t = *launched;
+	} else {
+		rc = target_attach(&s->t, pid, e);
+		if (rc)
+			return rc;
+	}
+	double deadline = now_monotonic() + timeout;
+	for (;;) {
+		if (launched)
+			rc = target_launched_ready(&s->t, e);
+		else
+			rc = target_refresh_maps(&s->t, NULL, e);
+		if (!rc)
+			rc = py_open(&s->py, &s->t, strs, o->full_filenames, e);
+		if (!rc)
+			break;
+		/* A program we just launched may not have loaded or started its interpreter yet. */
+		bool retry = rc == E_AGAIN || rc == E_NOTPY || (launched && rc == E_NOPROC && target_alive(&s->t));
+		if (!retry || now_monotonic() >= deadline || !target_alive(&s->t)) {
+			if (!target_alive(&s->t) && rc != E_VERSION)
+				rc = err_set(e, E_NOPROC, "Process %d exited before a Python interpreter was found", s->t.pid);
+			if (!launched)
+				target_close(&s->t);
+			return rc;
+		}
+		usleep(10000);
+	}
+	if (o->native) {
+		rc = native_open(s, e);
+		if (rc) {
+			spy_close(s);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+void spy_close(struct spy *s)
+{
+	native_close(s);
+	py_close(s->py);
+	s->py = NULL;
+	target_close(&s->t);
+	vec_free(&s->samples);
+	vec_free(&s->frames);
+	vec_free(&s->frame_starts);
+	vec_free(&s->sample_threads);
+	hmap_free(&s->running);
+}
+
+const struct py_thread *spy_sample_thread(const struct spy *s, size_t i)
+{
+	return i < s->sample_threads.n ? s->sample_threads.v[i] : NULL;
+}
+
+/* py-spy's fallback idle heuristic: a thread parked in one of these is waiting, even when the
+ * OS says it runs (or the OS state is unknown). */
+static bool idle_by_frame(const struct py_thread *th)
+{
+	if (!th->frames.n)
+		return false;
+	const struct py_frame *f = &th->frames.v[0];
+	const char *file = f->file ? f->file : "";
+	size_t n = strlen(file);
+#define ENDS(s) (n >= sizeof(s) - 1 && strcmp(file + n - (sizeof(s) - 1), s) == 0)
+	if (!strcmp(f->name, "wait") && ENDS("threading.py"))
+		return true;
+	if (!strcmp(f->name, "select") && ENDS("selectors.py"))
+		return true;
+	if (!strcmp(f->name, "poll") && (ENDS("asyncore.py") || strstr(file, "zmq") || strstr(file, "gevent") ||
+					  strstr(file, "tornado")))
+		return true;
+#undef ENDS
+	return false;
+}
+
+static void read_running(struct spy *s)
+{
+	pid_t *tids = NULL;
+	size_t n = 0;
+	hmap_clear(&s->running);
+	if (target_threads(&s->t, &tids, &n, NULL))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		int r = target_thread_running(&s->t, tids[i]);
+		if (r >= 0)
+			hmap_put(&s->running, (uint64_t)tids[i], (uint64_t)r);
+	}
+	free(tids);
+}
+
+static enum gil_state gil_state_of(bool active, bool owns_gil, bool waiting)
+{
+	if (owns_gil)
+		return GIL_HELD;
+	if (waiting)
+		return GIL_WAITING;
+	return active ? GIL_RELEASED : GIL_IDLE;
+}
+
+int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct err *e)
+{
+	struct py_thread *threads;
+	size_t nthreads;
+	s->samples.n = 0;
+	s->frames.n = 0;
+	s->frame_starts.n = 0;
+	s->sample_threads.n = 0;
+
+	/* Notice dlopen'd modules now and then (native mode needs them for unwinding). */
+	if (s->o.native && t - s->last_maps_check > 0.25) {
+		bool changed = false;
+		s->last_maps_check = t;
+		if (!target_refresh_maps(&s->t, &changed, NULL) && changed)
+			native_maps_changed(s);
+	}
+	int rc = py_read_threads(s->py, &threads, &nthreads, e);
+	if (rc)
+		return rc;
+	/* Activity first, for every thread at once: pausing a thread (even to map its tid) wakes
+	 * it, and a paused thread always reads as sleeping. */
+	read_running(s);
+	/* Versions before 3.11 don't store the OS tid; pausing needs it (nonblocking mode goes
+	 * without, as py-spy does). */
+	if (!s->o.nonblocking)
+		py_map_os_tids(s->py, threads, nthreads, NULL);
+	if (s->o.thread_names)
+		py_read_thread_names(s->py, threads, nthreads);
+
+	for (size_t i = 0; i < nthreads; i++) {
+		struct py_thread *th = &threads[i];
+		if (s->o.gil_only && !th->holds_gil)
+			continue;
+		uint64_t run = 1;
+		if (th->os_tid && !hmap_get(&s->running, (uint64_t)th->os_tid, &run))
+			continue;   /* no such OS thread: it exited meanwhile */
+		int running = (int)run;
+		bool paused = false;
+		if (!s->o.nonblocking && th->os_tid) {
+			if (target_pause_thread(&s->t, th->os_tid, NULL) == 0)
+				paused = true;
+			else
+				continue;   /* gone between listing and pausing */
+		}
+		struct err fe = { 0 };
+		rc = py_read_frames(s->py, th, s->o.linemode, &fe);
+		void *native_snapshot = NULL;
+		if (!rc && paused && s->o.native)
+			native_capture(s, th->os_tid, &native_snapshot);
+		if (paused)
+			target_resume_thread(&s->t, th->os_tid);
+		if (rc) {
+			s->errors++;
+			snprintf(s->last_error, sizeof s->last_error, "%s", fe.msg);
+			native_snapshot_free(native_snapshot);
+			if (rc == E_NOPROC)
+				return err_set(e, rc, "%s", fe.msg);
+			continue;
+		}
+		bool active = running == 1 && !idle_by_frame(th);
+		if (!s->o.idle && !active && !(s->o.gil_only && th->holds_gil)) {
+			native_snapshot_free(native_snapshot);
+			continue;
+		}
+		size_t start = s->frames.n;
+		bool waiting = false;
+		if (native_snapshot) {
+			native_merge(s, th, native_snapshot, &waiting);
+			native_snapshot_free(native_snapshot);
+		} else {
+			for (size_t k = 0; k < th->frames.n; k++) {
+				const struct py_frame *pf = &th->frames.v[k];
+				struct frame f = { .kind = FRAME_PYTHON, .name = pf->name, .file = pf->file,
+						   .short_file = pf->short_file, .line = pf->line };
+				vec_push(&s->frames, f);
+			}
+		}
+		struct sample smp = {
+			.pid = s->t.pid, .thread_id = th->thread_id, .os_tid = th->os_tid, .thread_name = th->name,
+			.process_cmdline = s->t.cmdline, .active = active, .owns_gil = th->holds_gil,
+			.gil = gil_state_of(active, th->holds_gil, waiting), .time = t,
+			.nframes = s->frames.n - start,
+		};
+		vec_push(&s->samples, smp);
+		vec_push(&s->frame_starts, start);
+		vec_push(&s->sample_threads, th);
+	}
+	/* Frames were appended to one growing array: point the samples at them now that it no
+	 * longer moves. */
+	for (size_t i = 0; i < s->samples.n; i++)
+		s->samples.v[i].frames = s->frames.v + s->frame_starts.v[i];
+	*out = s->samples.v;
+	*n = s->samples.n;
+	return 0;
+}

@@ -1,0 +1,58 @@
+/*
+ * spy.h - one target process being profiled: its target, interpreter reader and (with --native)
+ * unwinder, symbolizer and Cython maps; and the one operation every command needs: the stacks
+ * of its threads at this instant (spy_sample). The sampler calls it per tick, dump once.
+ */
+#ifndef MIXSPY_SPY_H
+#define MIXSPY_SPY_H
+
+#include <stdbool.h>
+
+#include "python/python.h"
+#include "sample.h"
+#include "target.h"
+#include "util/util.h"
+
+struct spy_opts {
+	bool native;
+	bool nonblocking;
+	bool idle;            /* keep idle threads */
+	bool gil_only;        /* keep only the GIL holder (--gil) */
+	bool full_filenames;
+	enum py_linemode linemode;
+	bool thread_names;
+};
+
+struct native_state;
+
+struct spy {
+	struct target t;
+	struct py_proc *py;
+	struct interner *strs;
+	struct spy_opts o;
+	struct native_state *native;   /* --native only */
+	VEC(struct sample) samples;
+	VEC(struct frame) frames;     /* storage for the samples' frames */
+	VEC(size_t) frame_starts;
+	VEC(struct py_thread *) sample_threads;   /* the Python thread of each sample */
+	struct hmap running;          /* tid -> 1 running / 0 not, read at the start of a sample */
+	uint64_t errors;
+	uint64_t merge_mismatches;
+	uint64_t maps_checked_generation;
+	double last_maps_check;
+	char last_error[512];
+};
+
+/* Open an existing process (pid) or a launched one (t already filled by target_launch).
+ * Retries while the interpreter is still starting, up to `timeout` seconds. */
+int spy_open(struct spy *s, pid_t pid, struct target *launched, const struct spy_opts *o,
+	     struct interner *strs, double timeout, struct err *e);
+void spy_close(struct spy *s);
+/* The Python thread (with its frames) behind sample i of the last spy_sample. */
+const struct py_thread *spy_sample_thread(const struct spy *s, size_t i);
+
+/* The stacks of the process's Python threads now. The samples (and their frames) stay valid
+ * until the next call. Threads filtered out by idle / --gil are not returned. */
+int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct err *e);
+
+#endif

@@ -1,0 +1,518 @@
+/*
+ * target.c - one target process: attach or launch, /proc/PID/maps, memory reads
+ * (process_vm_readv, falling back to /proc/PID/mem), threads, idle state, and pausing one thread
+ * at a time with PTRACE_SEIZE + PTRACE_INTERRUPT (never PTRACE_ATTACH's SIGSTOP).
+ */
+#include "target.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char *read_file(const char *path, size_t max, size_t *len_out)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	struct strbuf sb;
+	sb_init(&sb);
+	char buf[16384];
+	for (;;) {
+		ssize_t r = read(fd, buf, sizeof buf);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		sb_add(&sb, buf, (size_t)r);
+		if (sb.len > max)
+			break;
+	}
+	close(fd);
+	if (len_out)
+		*len_out = sb.len;
+	if (!sb.buf)
+		sb_add(&sb, "", 0);
+	return sb_detach(&sb);
+}
+
+char *target_read_cmdline(pid_t pid)
+{
+	char path[64];
+	size_t len;
+	snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+	char *s = read_file(path, 1 << 16, &len);
+	if (!s)
+		return NULL;
+	while (len > 0 && s[len - 1] == 0)
+		len--;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] == 0)
+			s[i] = ' ';
+	s[len] = 0;
+	return s;
+}
+
+/* The fields after the comm: the comm may contain ')' so start after the last one. */
+static const char *stat_after_comm(const char *stat)
+{
+	const char *p = strrchr(stat, ')');
+	return p ? p + 2 : NULL;
+}
+
+char target_state(pid_t pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t r = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (r <= 0)
+		return 0;
+	buf[r] = 0;
+	const char *p = stat_after_comm(buf);
+	return p ? *p : 0;
+}
+
+pid_t target_ppid(pid_t pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t r = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (r <= 0)
+		return -1;
+	buf[r] = 0;
+	const char *p = stat_after_comm(buf);
+	int ppid;
+	if (!p || sscanf(p, "%*c %d", &ppid) != 1)
+		return -1;
+	return ppid;
+}
+
+static void target_init(struct target *t, pid_t pid)
+{
+	memset(t, 0, sizeof(*t));
+	t->pid = pid;
+	t->memfd = -1;
+	snprintf(t->root, sizeof t->root, "/proc/%d/root", pid);
+}
+
+static int target_fill_info(struct target *t, struct err *e)
+{
+	char path[64], buf[4096];
+	snprintf(path, sizeof path, "/proc/%d/exe", t->pid);
+	ssize_t n = readlink(path, buf, sizeof buf - 1);
+	if (n < 0) {
+		if (errno == EACCES || errno == EPERM)
+			return err_set(e, E_PERM, "Permission Denied");
+		if (target_state(t->pid) == 'Z')
+			return err_set(e, E_NOPROC, "Process %d is a zombie (it has exited)", t->pid);
+		return err_set(e, E_NOPROC, "Failed to get process executable name. Check that the process is running.");
+	}
+	buf[n] = 0;
+	t->exe = xstrdup(buf);
+	t->cmdline = target_read_cmdline(t->pid);
+	if (!t->cmdline)
+		t->cmdline = xstrdup(t->exe);
+	return 0;
+}
+
+int target_attach(struct target *t, pid_t pid, struct err *e)
+{
+	target_init(t, pid);
+	if (pid <= 0 || kill(pid, 0) < 0) {
+		if (pid > 0 && errno == EPERM)
+			return err_set(e, E_PERM, "Permission Denied");
+		return err_set(e, E_NOPROC, "Failed to open process %d - check if it is running.", pid);
+	}
+	char st = target_state(pid);
+	if (st == 'Z' || st == 'X')
+		return err_set(e, E_NOPROC, "Process %d is a zombie (it has exited)", pid);
+	int rc = target_fill_info(t, e);
+	if (rc)
+		return rc;
+	rc = target_refresh_maps(t, NULL, e);
+	if (rc)
+		return rc;
+	/* Prove we may read its memory now rather than on the first sample. */
+	uint64_t probe;
+	if (t->maps.n && target_read(t, t->maps.v[0].start, &probe, sizeof probe) == E_PERM)
+		return err_set(e, E_PERM, "Permission Denied");
+	return 0;
+}
+
+int target_launch(struct target *t, char *const argv[], struct err *e)
+{
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return err_set(e, E_IO, "pipe: %s", strerror(errno));
+	pid_t pid = fork();
+	if (pid < 0)
+		return err_set(e, E_IO, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		close(pfd[0]);
+		execvp(argv[0], argv);
+		int err = errno;
+		ssize_t w = write(pfd[1], &err, sizeof err);
+		(void)w;
+		_exit(127);
+	}
+	close(pfd[1]);
+	int child_err = 0;
+	ssize_t r;
+	do
+		r = read(pfd[0], &child_err, sizeof child_err);
+	while (r < 0 && errno == EINTR);
+	close(pfd[0]);
+	if (r == (ssize_t)sizeof child_err) {
+		waitpid(pid, NULL, 0);
+		return err_set(e, E_ARG, "Failed to create process '%s': %s", argv[0], strerror(child_err));
+	}
+	target_init(t, pid);
+	t->launched = true;
+	return 0;
+}
+
+/* After launching, the program may still be our fork's image (between fork and exec the
+ * pipe closes at exec, so by now exec has happened). Fill exe/cmdline/maps lazily. */
+int target_launched_ready(struct target *t, struct err *e)
+{
+	if (t->exe)
+		return 0;
+	int rc = target_fill_info(t, e);
+	if (rc)
+		return rc;
+	return target_refresh_maps(t, NULL, e);
+}
+
+void target_close(struct target *t)
+{
+	if (t->memfd >= 0)
+		close(t->memfd);
+	for (size_t i = 0; i < t->maps.n; i++)
+		free(t->maps.v[i].path);
+	vec_free(&t->maps);
+	free(t->maps_raw);
+	free(t->exe);
+	free(t->cmdline);
+	t->memfd = -1;
+	t->exe = t->cmdline = t->maps_raw = NULL;
+}
+
+static int errno_to_code(int err)
+{
+	if (err == EPERM || err == EACCES)
+		return E_PERM;
+	if (err == ESRCH)
+		return E_NOPROC;
+	return E_READ;
+}
+
+ssize_t target_read_partial(struct target *t, uint64_t addr, void *buf, size_t len)
+{
+	if (len == 0)
+		return 0;
+	if (!t->no_vm_readv) {
+		struct iovec local = { buf, len }, remote = { (void *)(uintptr_t)addr, len };
+		ssize_t r = process_vm_readv(t->pid, &local, 1, &remote, 1, 0);
+		if (r >= 0)
+			return r;
+		if (errno != ENOSYS)
+			return errno_to_code(errno);
+		t->no_vm_readv = true;
+	}
+	if (t->memfd < 0) {
+		char path[64];
+		snprintf(path, sizeof path, "/proc/%d/mem", t->pid);
+		t->memfd = open(path, O_RDONLY | O_CLOEXEC);
+		if (t->memfd < 0)
+			return errno_to_code(errno);
+	}
+	ssize_t r = pread(t->memfd, buf, len, (off_t)addr);
+	if (r < 0)
+		return errno_to_code(errno);
+	return r;
+}
+
+int target_read(struct target *t, uint64_t addr, void *buf, size_t len)
+{
+	ssize_t r = target_read_partial(t, addr, buf, len);
+	if (r < 0)
+		return (int)r;
+	return (size_t)r == len ? 0 : E_READ;
+}
+
+int target_read_cstr(struct target *t, uint64_t addr, char *buf, size_t max)
+{
+	if (max == 0)
+		return E_READ;
+	ssize_t r = target_read_partial(t, addr, buf, max - 1);
+	if (r <= 0)
+		return r < 0 ? (int)r : E_READ;
+	buf[r] = 0;
+	return memchr(buf, 0, (size_t)r) || (size_t)r == max - 1 ? 0 : E_READ;
+}
+
+static void maps_clear(struct target *t)
+{
+	for (size_t i = 0; i < t->maps.n; i++)
+		free(t->maps.v[i].path);
+	t->maps.n = 0;
+}
+
+int target_refresh_maps(struct target *t, bool *changed, struct err *e)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/maps", t->pid);
+	size_t len;
+	char *text = read_file(path, 64u << 20, &len);
+	if (!text) {
+		if (errno == EACCES || errno == EPERM)
+			return err_set(e, E_PERM, "Permission Denied");
+		return err_set(e, E_NOPROC, "Failed to read memory maps of process %d", t->pid);
+	}
+	if (len == 0) {
+		free(text);
+		return err_set(e, E_NOPROC, "Process %d has no memory maps (exited?)", t->pid);
+	}
+	if (t->maps_raw && strcmp(t->maps_raw, text) == 0) {
+		free(text);
+		if (changed)
+			*changed = false;
+		return 0;
+	}
+	maps_clear(t);
+	char *save = NULL;
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		unsigned long long start, end, off, inode;
+		char perms[8];
+		int pathpos = 0;
+		if (sscanf(line, "%llx-%llx %7s %llx %*s %llu %n", &start, &end, perms, &off, &inode, &pathpos) < 5)
+			continue;
+		struct map m = { .start = start, .end = end, .offset = off, .inode = inode,
+				 .r = perms[0] == 'r', .w = perms[1] == 'w', .x = perms[2] == 'x' };
+		const char *p = pathpos ? line + pathpos : "";
+		while (*p == ' ')
+			p++;
+		m.path = *p ? xstrdup(p) : NULL;
+		vec_push(&t->maps, m);
+	}
+	/* keep the raw text (strtok_r wrote NULs into `text`, so read it again cheaply) */
+	free(t->maps_raw);
+	t->maps_raw = read_file(path, 64u << 20, NULL);
+	free(text);
+	t->maps_generation++;
+	if (changed)
+		*changed = true;
+	return 0;
+}
+
+const struct map *target_map_at(const struct target *t, uint64_t addr)
+{
+	size_t lo = 0, hi = t->maps.n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		const struct map *m = &t->maps.v[mid];
+		if (addr < m->start)
+			hi = mid;
+		else if (addr >= m->end)
+			lo = mid + 1;
+		else
+			return m;
+	}
+	return NULL;
+}
+
+bool target_is_mapped(const struct target *t, uint64_t addr, size_t len)
+{
+	const struct map *m = target_map_at(t, addr);
+	return m && m->r && addr + len <= m->end && addr + len >= addr;
+}
+
+char *target_file_path(const struct target *t, const char *path)
+{
+	struct strbuf sb;
+	sb_init(&sb);
+	/* Going through /proc/PID/root finds files in the target's mount namespace (containers);
+	 * when we can't, use the path as is. */
+	sb_addf(&sb, "%s%s", t->root, path);
+	if (access(sb.buf, R_OK) != 0) {
+		sb_reset(&sb);
+		sb_adds(&sb, path);
+	}
+	return sb_detach(&sb);
+}
+
+int target_threads(struct target *t, pid_t **tids, size_t *n, struct err *e)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/task", t->pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return err_set(e, E_NOPROC, "Failed to list threads of process %d", t->pid);
+	VEC(pid_t) v = { 0 };
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		vec_push(&v, (pid_t)atoi(de->d_name));
+	}
+	closedir(d);
+	*tids = v.v;
+	*n = v.n;
+	return 0;
+}
+
+int target_thread_running(struct target *t, pid_t tid)
+{
+	char path[80], buf[512];
+	snprintf(path, sizeof path, "/proc/%d/task/%d/stat", t->pid, tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return E_NOPROC;
+	ssize_t r = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (r <= 0)
+		return E_NOPROC;
+	buf[r] = 0;
+	const char *p = stat_after_comm(buf);
+	if (!p)
+		return E_NOPROC;
+	return *p == 'R';
+}
+
+bool target_alive(struct target *t)
+{
+	if (t->reaped)
+		return false;
+	if (t->launched) {
+		int status;
+		pid_t r = waitpid(t->pid, &status, WNOHANG);
+		if (r == t->pid && (WIFEXITED(status) || WIFSIGNALED(status))) {
+			t->reaped = true;
+			t->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+			return false;
+		}
+	}
+	char st = target_state(t->pid);
+	return st != 0 && st != 'Z' && st != 'X';
+}
+
+/* Wait for tid to report its ptrace stop. Signals other than our interrupt that stop the thread
+ * on the way are remembered so the detach can deliver them. */
+static int wait_for_stop(struct target *t, pid_t tid, int *pending_sig)
+{
+	for (int tries = 0; tries < 64; tries++) {
+		int status;
+		pid_t r = waitpid(tid, &status, __WALL);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == ECHILD ? E_NOPROC : E_INTERNAL;
+		}
+		if (WIFEXITED(status) || WIFSIGNALED(status)) {
+			/* Our own child's exit status must not be lost to this wait. */
+			if (t->launched && tid == t->pid) {
+				t->reaped = true;
+				t->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+			}
+			return E_NOPROC;
+		}
+		if (!WIFSTOPPED(status))
+			continue;
+		int sig = WSTOPSIG(status);
+		int event = status >> 16;
+		if (event == PTRACE_EVENT_STOP)
+			return 0;   /* our interrupt (or a group stop): the thread is stopped */
+		/* A signal-delivery stop: note the signal and keep the thread stopped; re-inject it
+		 * at detach so the target sees it exactly once. */
+		if (!*pending_sig)
+			*pending_sig = sig;
+		else if (ptrace(PTRACE_CONT, tid, 0, (void *)(long)sig) == 0)
+			continue;
+		return 0;
+	}
+	return E_INTERNAL;
+}
+
+#define MAX_PAUSED (int)(sizeof(((struct target *)0)->paused) / sizeof(((struct target *)0)->paused[0]))
+
+static int paused_slot(struct target *t, pid_t tid, bool create)
+{
+	for (int i = 0; i < MAX_PAUSED; i++)
+		if (t->paused[i].tid == tid)
+			return i;
+	if (!create)
+		return -1;
+	for (int i = 0; i < MAX_PAUSED; i++)
+		if (t->paused[i].tid == 0) {
+			t->paused[i].tid = tid;
+			t->paused[i].sig = 0;
+			return i;
+		}
+	return -1;
+}
+
+int target_pause_thread(struct target *t, pid_t tid, struct err *e)
+{
+	int i = paused_slot(t, tid, true);
+	if (i < 0)
+		return err_set(e, E_INTERNAL, "too many paused threads");
+	struct target_paused *slot = &t->paused[i];
+	if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0) {
+		int err = errno;
+		slot->tid = 0;
+		if (err == EPERM)
+			return err_set(e, target_state(tid) ? E_PERM : E_NOPROC, "Permission Denied");
+		return err_set(e, E_NOPROC, "thread %d is gone", tid);
+	}
+	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0) {
+		ptrace(PTRACE_DETACH, tid, 0, 0);
+		slot->tid = 0;
+		return err_set(e, E_NOPROC, "thread %d is gone", tid);
+	}
+	int sig = 0;
+	int rc = wait_for_stop(t, tid, &sig);
+	slot->sig = sig;
+	if (rc) {
+		ptrace(PTRACE_DETACH, tid, 0, (void *)(long)sig);
+		slot->tid = 0;
+		return err_set(e, rc, "thread %d did not stop", tid);
+	}
+	return 0;
+}
+
+int target_resume_thread(struct target *t, pid_t tid)
+{
+	int i = paused_slot(t, tid, false);
+	int sig = i >= 0 ? t->paused[i].sig : 0;
+	if (i >= 0)
+		t->paused[i].tid = 0;
+	if (ptrace(PTRACE_DETACH, tid, 0, (void *)(long)sig) < 0)
+		return errno == ESRCH ? E_NOPROC : E_INTERNAL;
+	return 0;
+}
+
+int target_thread_fs_base(pid_t tid, uint64_t *fs_base)
+{
+	struct user_regs_struct regs;
+	if (ptrace(PTRACE_GETREGS, tid, 0, &regs) < 0)
+		return errno == ESRCH ? E_NOPROC : E_INTERNAL;
+	*fs_base = regs.fs_base;
+	return 0;
+}

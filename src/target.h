@@ -1,0 +1,83 @@
+/*
+ * target.h - one target process: its pid, memory maps, memory reads, threads, pausing and idle
+ * state. Reads use process_vm_readv with /proc/PID/mem as the fallback. Nothing here knows
+ * about Python.
+ */
+#ifndef MIXSPY_TARGET_H
+#define MIXSPY_TARGET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util/util.h"
+
+struct map {
+	uint64_t start, end, offset;
+	uint64_t inode;
+	bool r, w, x;
+	char *path;   /* NULL for anonymous mappings; "[stack]" etc. kept as is */
+};
+
+struct target {
+	pid_t pid;
+	bool launched;        /* we started it (so we may wait for it) */
+	int exit_status;      /* for launched targets, once reaped: a shell-like status (128+sig) */
+	bool reaped;
+	int memfd;            /* /proc/PID/mem, opened lazily; -1 */
+	bool no_vm_readv;     /* process_vm_readv is not available (ENOSYS) */
+	char *exe;            /* readlink /proc/PID/exe */
+	char *cmdline;        /* space-joined argv */
+	char root[48];        /* "/proc/PID/root" for files in the target's mount namespace */
+	VEC(struct map) maps;
+	char *maps_raw;       /* last /proc/PID/maps text, to notice changes */
+	uint64_t maps_generation;  /* bumped whenever the maps changed */
+	/* Threads paused right now, with a signal that arrived meanwhile (forwarded on resume). */
+	struct target_paused { pid_t tid; int sig; } paused[64];
+};
+
+/* Attach to an existing process (checks it exists and we may read it). */
+int target_attach(struct target *t, pid_t pid, struct err *e);
+/* Start argv as a child; it runs at once. stdout/stderr are inherited. */
+int target_launch(struct target *t, char *const argv[], struct err *e);
+/* For launched targets: fill exe, cmdline and maps once the program has exec'd. */
+int target_launched_ready(struct target *t, struct err *e);
+void target_close(struct target *t);
+
+/* Read len bytes at addr: 0, or E_READ / E_NOPROC. Never partial. */
+int target_read(struct target *t, uint64_t addr, void *buf, size_t len);
+/* Read up to len bytes, returning how many were read (>= 0) or a negative code. */
+ssize_t target_read_partial(struct target *t, uint64_t addr, void *buf, size_t len);
+/* Read a NUL-terminated string of at most max-1 bytes. */
+int target_read_cstr(struct target *t, uint64_t addr, char *buf, size_t max);
+static inline int target_read_u64(struct target *t, uint64_t addr, uint64_t *v) { return target_read(t, addr, v, 8); }
+
+/* Re-read /proc/PID/maps; *changed is set when it differs from last time. */
+int target_refresh_maps(struct target *t, bool *changed, struct err *e);
+const struct map *target_map_at(const struct target *t, uint64_t addr);
+bool target_is_mapped(const struct target *t, uint64_t addr, size_t len);
+/* Path to open a file of the target (through /proc/PID/root). Caller frees. */
+char *target_file_path(const struct target *t, const char *path);
+
+/* Thread ids from /proc/PID/task. */
+int target_threads(struct target *t, pid_t **tids, size_t *n, struct err *e);
+/* 1 when the thread's state is R (running), 0 when not, negative when it is gone. */
+int target_thread_running(struct target *t, pid_t tid);
+/* Process still exists and is not a zombie. For launched targets this also reaps it. */
+bool target_alive(struct target *t);
+/* /proc/PID/stat state letter, or 0 when gone. */
+char target_state(pid_t pid);
+/* Parent pid, or -1. */
+pid_t target_ppid(pid_t pid);
+/* Read /proc/PID/cmdline as a space-joined string (caller frees); NULL when gone. */
+char *target_read_cmdline(pid_t pid);
+
+/* Pause one thread (PTRACE_SEIZE + PTRACE_INTERRUPT, waits for the stop), and resume it
+ * (PTRACE_DETACH, forwarding any signal that arrived). A paused thread must always be resumed. */
+int target_pause_thread(struct target *t, pid_t tid, struct err *e);
+int target_resume_thread(struct target *t, pid_t tid);
+/* Register fs_base of a stopped thread (pthread_self on x86_64). */
+int target_thread_fs_base(pid_t tid, uint64_t *fs_base);
+
+#endif

@@ -1,0 +1,288 @@
+/*
+ * symbolize.c - native addresses to names: module, function, source file and line, and the chain
+ * of inlined calls, using elfutils libdwfl over the target's ELF modules.
+ *
+ * One Dwfl per process, for its lifetime. We report the modules ourselves from the target's maps
+ * (files opened through /proc/PID/root, so containers work); libdwfl opens only the ELF headers at
+ * report time and loads a module's DWARF (or its separate debug file) on the first lookup in it.
+ * Results are cached by address; a change of the maps re-reports the modules (libdwfl keeps the
+ * ones that did not move) and empties the cache.
+ */
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "symbolize.h"
+
+#define SYM_MAX_FRAMES_PER_PC 64           /* inline depth we keep for one pc */
+#define SYM_CACHE_LIMIT (1u << 20)         /* frames kept before the cache starts over */
+#define SYM_RETURN_BIT (1ull << 63)
+
+struct sym_span {
+	uint32_t first, count;
+};
+
+struct symbolizer {
+	struct target *t;
+	struct interner *strs;
+	Dwfl *dwfl;
+	Dwfl_Callbacks callbacks;
+	char *debuginfo_path;
+	uint64_t maps_generation;
+	bool stale;
+	struct hmap cache;              /* pc (| SYM_RETURN_BIT) -> index into spans */
+	VEC(struct sym_span) spans;
+	VEC(struct sym_frame) frames;
+};
+
+/* ---- modules --------------------------------------------------------------------------------- */
+
+static bool sym_map_is_file(const struct map *mp)
+{
+	return mp->path && mp->path[0] == '/' && mp->inode != 0;
+}
+
+/* Report every mapped ELF file that has an executable mapping. libdwfl computes the bias from
+ * the address of the mapping at file offset 0. */
+static void sym_report_modules(struct symbolizer *s)
+{
+	struct target *t = s->t;
+	dwfl_report_begin(s->dwfl);
+	for (size_t i = 0; i < t->maps.n; i++) {
+		const struct map *mp = &t->maps.v[i];
+		if (!sym_map_is_file(mp) || mp->offset != 0)
+			continue;
+		/* Only files with code: look for an executable mapping of the same file after it. */
+		bool has_x = false;
+		for (size_t j = i; j < t->maps.n && j < i + 16; j++) {
+			const struct map *mj = &t->maps.v[j];
+			if (!mj->path || strcmp(mj->path, mp->path) != 0)
+				break;
+			has_x |= mj->x;
+		}
+		if (!has_x)
+			continue;
+		char *file = target_file_path(t, mp->path);
+		if (!file)
+			continue;
+		dwfl_report_elf(s->dwfl, mp->path, file, -1, mp->start, false);
+		free(file);
+	}
+	dwfl_report_end(s->dwfl, NULL, NULL);
+	s->maps_generation = t->maps_generation;
+	s->stale = false;
+}
+
+static void sym_cache_clear(struct symbolizer *s)
+{
+	hmap_clear(&s->cache);
+	s->spans.n = 0;
+	s->frames.n = 0;
+}
+
+static void sym_sync(struct symbolizer *s)
+{
+	if (s->stale || s->maps_generation != s->t->maps_generation) {
+		sym_report_modules(s);
+		sym_cache_clear(s);
+	}
+}
+
+/* ---- resolving one address ------------------------------------------------------------------- */
+
+static const char *sym_basename(const char *p)
+{
+	const char *b = strrchr(p, '/');
+	return b ? b + 1 : p;
+}
+
+/* "libfoo.so+0x1234" (file offset) for a mapped file, "0x7f..." for anything else. */
+static const char *sym_fallback_name(struct symbolizer *s, uint64_t pc, const char **module)
+{
+	char buf[256];
+	const struct map *mp = target_map_at(s->t, pc);
+	if (mp && mp->path && mp->path[0]) {
+		snprintf(buf, sizeof(buf), "%s+0x%" PRIx64, sym_basename(mp->path), pc - mp->start + mp->offset);
+		if (!*module)
+			*module = intern(s->strs, mp->path);
+	} else {
+		snprintf(buf, sizeof(buf), "0x%" PRIx64, pc);
+	}
+	return intern(s->strs, buf);
+}
+
+static const char *sym_call_file(struct symbolizer *s, Dwarf_Die *cu, Dwarf_Die *inl, int *line)
+{
+	Dwarf_Attribute attr;
+	Dwarf_Word idx = 0, ln = 0;
+	*line = 0;
+	if (dwarf_formudata(dwarf_attr(inl, DW_AT_call_line, &attr), &ln) == 0 && ln < INT32_MAX)
+		*line = (int)ln;
+	if (dwarf_formudata(dwarf_attr(inl, DW_AT_call_file, &attr), &idx) != 0)
+		return NULL;
+	Dwarf_Files *files;
+	size_t nfiles;
+	if (dwarf_getsrcfiles(cu, &files, &nfiles) != 0 || idx >= nfiles)
+		return NULL;
+	const char *f = dwarf_filesrc(files, idx, NULL, NULL);
+	return f ? intern(s->strs, f) : NULL;
+}
+
+/* Replace *die by the function (real or inlined) that contains it. */
+static bool sym_outer_function(Dwarf_Die *die)
+{
+	Dwarf_Die *up = NULL;
+	int nu = dwarf_getscopes_die(die, &up);
+	bool found = false;
+	for (int i = 1; i < nu && !found; i++) {
+		int tag = dwarf_tag(&up[i]);
+		if (tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine) {
+			*die = up[i];
+			found = true;
+		}
+	}
+	free(up);
+	return found;
+}
+
+/* Append the frames for one lookup address to s->frames; returns how many. */
+static uint32_t sym_resolve(struct symbolizer *s, uint64_t pc, uint64_t a)
+{
+	size_t first = s->frames.n;
+	const char *module = NULL, *symbol = NULL;
+	Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, a);
+	if (mod) {
+		const char *mname = dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+		if (mname)
+			module = intern(s->strs, mname);
+		GElf_Off off;
+		GElf_Sym sym;
+		const char *sname = dwfl_module_addrinfo(mod, a, &off, &sym, NULL, NULL, NULL);
+		if (sname && sname[0])
+			symbol = intern(s->strs, sname);
+
+		Dwarf_Addr bias = 0;
+		Dwarf_Die *cu = dwfl_module_addrdie(mod, a, &bias);
+		Dwarf_Die *scopes = NULL;
+		int ns = cu ? dwarf_getscopes(cu, a - bias, &scopes) : 0;
+		if (ns > 0) {
+			const char *file = NULL;
+			int line = 0;
+			Dwarf_Line *dl = dwarf_getsrc_die(cu, a - bias);
+			if (dl) {
+				const char *f = dwarf_linesrc(dl, NULL, NULL);
+				file = f ? intern(s->strs, f) : NULL;
+				if (dwarf_lineno(dl, &line) != 0)
+					line = 0;
+			}
+			/* dwarf_getscopes gives the scopes of the innermost inlined instance but not
+			 * always the function it is inlined into: climb the DIE tree for each caller. */
+			Dwarf_Die cur;
+			bool have = false;
+			for (int i = 0; i < ns && !have; i++) {
+				int tag = dwarf_tag(&scopes[i]);
+				if (tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine) {
+					cur = scopes[i];
+					have = true;
+				}
+			}
+			for (int kept = 0; have && kept < SYM_MAX_FRAMES_PER_PC; kept++) {
+				const char *name = dwarf_diename(&cur);
+				bool inl = dwarf_tag(&cur) == DW_TAG_inlined_subroutine;
+				struct sym_frame f = {
+					.func = name ? intern(s->strs, name) : symbol,
+					.file = file, .line = line, .module = module, .addr = pc,
+					.inlined = inl, .symbol = symbol,
+				};
+				if (!f.func)
+					f.func = sym_fallback_name(s, a, &module);
+				vec_push(&s->frames, f);
+				if (!inl)
+					break;   /* the real function */
+				file = sym_call_file(s, cu, &cur, &line);
+				have = sym_outer_function(&cur);
+			}
+		}
+		free(scopes);
+	}
+	if (s->frames.n == first) {
+		struct sym_frame f = { .func = symbol, .module = module, .addr = pc, .symbol = symbol };
+		if (!f.func)
+			f.func = sym_fallback_name(s, a, &f.module);
+		vec_push(&s->frames, f);
+	} else {
+		/* A chain that ends in an inlined frame (broken DWARF) still ends in a real function. */
+		struct sym_frame *last = &s->frames.v[s->frames.n - 1];
+		last->inlined = false;
+	}
+	return (uint32_t)(s->frames.n - first);
+}
+
+/* ---- public API ------------------------------------------------------------------------------ */
+
+int symbolizer_new(struct symbolizer **out, struct target *t, struct interner *strs, struct err *e)
+{
+	struct symbolizer *s = xcalloc(1, sizeof(*s));
+	s->t = t;
+	s->strs = strs;
+	s->callbacks.find_elf = dwfl_build_id_find_elf;
+	s->callbacks.find_debuginfo = dwfl_standard_find_debuginfo;
+	s->callbacks.section_address = dwfl_offline_section_address;
+	s->callbacks.debuginfo_path = &s->debuginfo_path;
+	s->dwfl = dwfl_begin(&s->callbacks);
+	if (!s->dwfl) {
+		free(s);
+		return err_set(e, E_INTERNAL, "dwfl_begin: %s", dwfl_errmsg(-1));
+	}
+	hmap_init(&s->cache);
+	s->stale = true;
+	*out = s;
+	return 0;
+}
+
+void symbolizer_free(struct symbolizer *s)
+{
+	if (!s)
+		return;
+	dwfl_end(s->dwfl);
+	hmap_free(&s->cache);
+	vec_free(&s->spans);
+	vec_free(&s->frames);
+	free(s);
+}
+
+void symbolizer_maps_changed(struct symbolizer *s)
+{
+	s->stale = true;
+}
+
+int sym_lookup(struct symbolizer *s, uint64_t pc, bool is_return_addr, struct sym_frame *out, size_t max,
+	       size_t *n)
+{
+	*n = 0;
+	if (max == 0)
+		return 0;
+	sym_sync(s);
+	uint64_t key = pc | (is_return_addr ? SYM_RETURN_BIT : 0);
+	uint64_t idx;
+	if (!hmap_get(&s->cache, key, &idx)) {
+		if (s->frames.n > SYM_CACHE_LIMIT)
+			sym_cache_clear(s);
+		uint64_t a = (is_return_addr && pc > 0) ? pc - 1 : pc;
+		struct sym_span sp = { .first = (uint32_t)s->frames.n, .count = 0 };
+		sp.count = sym_resolve(s, pc, a);
+		idx = s->spans.n;
+		vec_push(&s->spans, sp);
+		hmap_put(&s->cache, key, idx);
+	}
+	const struct sym_span *sp = &s->spans.v[idx];
+	/* The real function is last; when out is too small keep the outermost frames. */
+	size_t count = sp->count, skip = count > max ? count - max : 0;
+	for (size_t i = skip; i < count; i++)
+		out[(*n)++] = s->frames.v[sp->first + i];
+	return 0;
+}

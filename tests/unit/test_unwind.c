@@ -1,0 +1,292 @@
+/*
+ * test_unwind.c - native unwinding and symbolization against live processes: the chain.c fixture
+ * (built at -O0 and -O2 next to this test, in fixtures/) with a known call chain and an inlined
+ * function, and real interpreters (pyenv 3.12, Debian's stripped 3.11) busy in a loop. Each
+ * sample pauses one thread, snapshots it, resumes it, then unwinds and symbolizes the copy.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "symbolize/symbolize.h"
+#include "unit.h"
+#include "unwind/unwind.h"
+
+#define MAX_IPS 256
+#define MAX_FRAMES 512
+
+struct child {
+	pid_t pid;
+	FILE *out;   /* its stdout */
+};
+
+static int child_start(struct child *c, char *const argv[])
+{
+	int p[2];
+	if (pipe(p) != 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		dup2(p[1], 1);
+		close(p[0]);
+		close(p[1]);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(p[1]);
+	c->pid = pid;
+	c->out = fdopen(p[0], "r");
+	return 0;
+}
+
+static void child_stop(struct child *c)
+{
+	kill(c->pid, SIGKILL);
+	waitpid(c->pid, NULL, 0);
+	fclose(c->out);
+}
+
+struct stack {
+	struct sym_frame f[MAX_FRAMES];
+	size_t n;
+	size_t nips;
+	bool truncated;
+};
+
+/* Pause tid, snapshot, resume, then unwind and symbolize (inlined frames expanded). */
+static int sample(struct target *t, struct unwinder *u, struct symbolizer *s, struct unwind_snapshot *snap,
+		  pid_t tid, struct stack *st)
+{
+	struct err e = {0};
+	uint64_t ips[MAX_IPS];
+	if (target_pause_thread(t, tid, &e) != 0) {
+		fprintf(stderr, "pause: %s\n", e.msg);
+		return -1;
+	}
+	int rc = unwind_capture(u, tid, snap, &e);
+	target_resume_thread(t, tid);
+	if (rc != 0) {
+		fprintf(stderr, "capture: %s\n", e.msg);
+		return -1;
+	}
+	if (unwind_frames(u, snap, ips, MAX_IPS, &st->nips, &st->truncated, &e) != 0)
+		return -1;
+	st->n = 0;
+	for (size_t i = 0; i < st->nips; i++) {
+		size_t k = 0;
+		sym_lookup(s, ips[i], i > 0, st->f + st->n, MAX_FRAMES - st->n, &k);
+		st->n += k;
+	}
+	return 0;
+}
+
+static void print_stack(const struct stack *st)
+{
+	for (size_t i = 0; i < st->n; i++)
+		fprintf(stderr, "  #%zu %s%s %s:%d [%s] sym=%s\n", i, st->f[i].func, st->f[i].inlined ? " (inlined)" : "",
+			st->f[i].file ? st->f[i].file : "?", st->f[i].line, st->f[i].module ? st->f[i].module : "?",
+			st->f[i].symbol ? st->f[i].symbol : "-");
+	fprintf(stderr, "  %zu ips, truncated=%d\n", st->nips, st->truncated);
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t a = s ? strlen(s) : 0, b = strlen(suffix);
+	return s && a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static int find_func(const struct stack *st, const char *name)
+{
+	for (size_t i = 0; i < st->n; i++)
+		if (strcmp(st->f[i].func, name) == 0 || (st->f[i].symbol && strcmp(st->f[i].symbol, name) == 0))
+			return (int)i;
+	return -1;
+}
+
+static char *fixture_path(const char *name)
+{
+	static char buf[PATH_MAX + 64];
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return NULL;
+	self[n] = 0;
+	char *slash = strrchr(self, '/');
+	if (slash)
+		*slash = 0;
+	snprintf(buf, sizeof(buf), "%s/fixtures/%s", self, name);
+	return buf;
+}
+
+static void check_chain(const char *fixture)
+{
+	char *path = fixture_path(fixture);
+	if (!path || access(path, X_OK) != 0) {
+		fprintf(stderr, "fixture %s missing (build it with make)\n", path ? path : fixture);
+		CHECK(0);
+		return;
+	}
+	char *argv[] = { path, NULL };
+	struct child c;
+	CHECK(child_start(&c, argv) == 0);
+	long ktid = 0, itid = 0;
+	int kfirst = 0, klast = 0, ifirst = 0, ilast = 0, icall = 0;
+	char what[16];
+	long tid;
+	int a, b, d;
+	for (int i = 0; i < 2 && fscanf(c.out, "%15s %ld %d %d %d", what, &tid, &a, &b, &d) == 5; i++) {
+		if (strcmp(what, "kernel") == 0) {
+			ktid = tid; kfirst = a; klast = b;
+		} else {
+			itid = tid; ifirst = a; ilast = b; icall = d;
+		}
+	}
+	CHECK(ktid == c.pid && itid > 0);
+	usleep(20000);   /* let both get into their loops */
+
+	struct target t;
+	struct err e = {0};
+	struct interner *strs = interner_new();
+	struct unwinder *u = NULL;
+	struct symbolizer *s = NULL;
+	struct unwind_snapshot snap = {0};
+	static struct stack st;
+	CHECK(target_attach(&t, c.pid, &e) == 0);
+	bool changed;
+	CHECK(target_refresh_maps(&t, &changed, &e) == 0);
+	CHECK(unwinder_new(&u, &t, &e) == 0);
+	CHECK(symbolizer_new(&s, &t, strs, &e) == 0);
+
+	/* Main thread: kernel <- middle <- outer <- main <- libc start-up, kernel's line inside its loop. */
+	for (int round = 0; round < 5; round++) {
+		CHECK(sample(&t, u, s, &snap, (pid_t)ktid, &st) == 0);
+		bool ok = st.n >= 4 && strcmp(st.f[0].func, "kernel") == 0 && strcmp(st.f[1].func, "middle") == 0 &&
+			  strcmp(st.f[2].func, "outer") == 0 && strcmp(st.f[3].func, "main") == 0 &&
+			  ends_with(st.f[0].file, "chain.c") && st.f[0].line >= kfirst && st.f[0].line <= klast &&
+			  !st.f[0].inlined && st.f[0].symbol && strcmp(st.f[0].symbol, "kernel") == 0 &&
+			  !st.truncated && find_func(&st, "__libc_start_call_main") > 3;
+		if (!ok) {
+			fprintf(stderr, "%s main thread, round %d (loop lines %d-%d):\n", fixture, round, kfirst, klast);
+			print_stack(&st);
+		}
+		CHECK(ok);
+	}
+
+	/* Second thread: the inlined spin_inline is a frame of its own, then inl_host at the call line. */
+	for (int round = 0; round < 5; round++) {
+		CHECK(sample(&t, u, s, &snap, (pid_t)itid, &st) == 0);
+		bool ok = st.n >= 3 && strcmp(st.f[0].func, "spin_inline") == 0 && st.f[0].inlined &&
+			  st.f[0].line >= ifirst && st.f[0].line <= ilast && strcmp(st.f[1].func, "inl_host") == 0 &&
+			  !st.f[1].inlined && st.f[1].line == icall && st.f[0].symbol &&
+			  strcmp(st.f[0].symbol, "inl_host") == 0 && strcmp(st.f[2].func, "inl_outer") == 0 &&
+			  find_func(&st, "start_thread") > 2 && !st.truncated;
+		if (!ok) {
+			fprintf(stderr, "%s inline thread, round %d (loop lines %d-%d, call %d):\n", fixture, round,
+				ifirst, ilast, icall);
+			print_stack(&st);
+		}
+		CHECK(ok);
+	}
+
+	unwind_snapshot_free(&snap);
+	symbolizer_free(s);
+	unwinder_free(u);
+	target_close(&t);
+	interner_free(strs);
+	child_stop(&c);
+}
+
+static void test_chain_O0(void) { check_chain("chain_O0"); }
+static void test_chain_O2(void) { check_chain("chain_O2"); }
+
+/* A busy interpreter: its main thread is in _PyEval_EvalFrameDefault, and the walk reaches the
+ * C start-up code without being truncated. */
+static void check_python_args(const char *python, const char *flag, const char *body, int min_evals)
+{
+	if (access(python, X_OK) != 0) {
+		fprintf(stderr, "skip: %s not installed\n", python);
+		return;
+	}
+	char script[512];
+	snprintf(script, sizeof(script), "import sys\nsys.stdout.write('ready\\n'); sys.stdout.flush()\n%s\n", body);
+	char *argv[] = { (char *)python, (char *)flag, "-c", script, NULL };
+	if (!flag[0]) {
+		argv[1] = "-c";
+		argv[2] = script;
+		argv[3] = NULL;
+	}
+	struct child c;
+	CHECK(child_start(&c, argv) == 0);
+	char line[64] = "";
+	CHECK(fgets(line, sizeof(line), c.out) != NULL && strcmp(line, "ready\n") == 0);
+	usleep(50000);
+
+	struct target t;
+	struct err e = {0};
+	struct interner *strs = interner_new();
+	struct unwinder *u = NULL;
+	struct symbolizer *s = NULL;
+	struct unwind_snapshot snap = {0};
+	static struct stack st;
+	bool changed;
+	CHECK(target_attach(&t, c.pid, &e) == 0);
+	CHECK(target_refresh_maps(&t, &changed, &e) == 0);
+	CHECK(unwinder_new(&u, &t, &e) == 0);
+	CHECK(symbolizer_new(&s, &t, strs, &e) == 0);
+	for (int round = 0; round < 5; round++) {
+		CHECK(sample(&t, u, s, &snap, c.pid, &st) == 0);
+		int ev = find_func(&st, "_PyEval_EvalFrameDefault"), evals = 0;
+		for (size_t i = 0; i < st.n; i++)
+			evals += st.f[i].symbol && strcmp(st.f[i].symbol, "_PyEval_EvalFrameDefault") == 0;
+		int start = find_func(&st, "__libc_start_call_main");
+		if (start < 0)
+			start = find_func(&st, "main");
+		bool ok = ev >= 0 && start > ev && !st.truncated && evals >= min_evals;
+		if (!ok || (round == 0 && getenv("UNWIND_TEST_VERBOSE"))) {
+			fprintf(stderr, "%s round %d:\n", python, round);
+			print_stack(&st);
+		}
+		CHECK(ok);
+		usleep(3000);
+	}
+	unwind_snapshot_free(&snap);
+	symbolizer_free(s);
+	unwinder_free(u);
+	target_close(&t);
+	interner_free(strs);
+	child_stop(&c);
+}
+
+static void check_python(const char *python)
+{
+	check_python_args(python, "", "while True: pass", 1);
+}
+
+/* -X perf (3.12+): every Python call goes through a trampoline without CFI in anonymous memory,
+ * so the walk must step over them by hand to see all eight eval frames and reach main. */
+static void test_python312_perf_trampolines(void)
+{
+	check_python_args("/root/.pyenv/versions/3.12.1/bin/python3.12", "-Xperf",
+			  "def f(n):\n    if n:\n        return f(n - 1)\n    while True: pass\nf(7)", 8);
+}
+
+static void test_python312(void) { check_python("/root/.pyenv/versions/3.12.1/bin/python3.12"); }
+static void test_python310(void) { check_python("/root/.pyenv/versions/3.10.13/bin/python3.10"); }
+static void test_debian_python311(void) { check_python("/usr/bin/python3.11"); }
+
+int main(void)
+{
+	RUN(test_chain_O0);
+	RUN(test_chain_O2);
+	RUN(test_python312);
+	RUN(test_python310);
+	RUN(test_python312_perf_trampolines);
+	RUN(test_debian_python311);
+	return unit_report("unwind");
+}

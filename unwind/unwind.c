@@ -1,0 +1,753 @@
+/*
+ * unwind.c - native stacks of paused threads, unwound offline from a snapshot.
+ *
+ * While a thread is stopped we copy its registers and the top of its stack (one
+ * process_vm_readv). Afterwards libunwind walks the copy through our own accessors:
+ *   - access_reg serves the snapshot's registers (or the registers of a frame we stepped by hand);
+ *   - access_mem serves the stack copy, then read-only segments of the module's ELF file (mapped
+ *     once here, so unwind tables cost no syscalls), then live reads in 16 KiB blocks;
+ *   - find_proc_info locates the module of a pc and hands its .eh_frame_hdr search table to
+ *     libunwind's table search, so each module's tables are parsed from our local copy.
+ * One address space per unwinder with UNW_CACHE_GLOBAL: after the first samples most steps are
+ * answered from libunwind's register-state cache.
+ *
+ * Code without CFI (the `-X perf` trampolines of 3.12+ in anonymous executable pages, JIT code) is
+ * stepped by reading its instructions with capstone: we simulate forward to the next `ret`, which
+ * for `sub $8,%rsp; call *%rcx; add $8,%rsp; ret` gives RA=[SP+8], CFA=SP+16. When that fails we
+ * try the frame-pointer chain.
+ */
+#include <capstone/capstone.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libunwind.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "unwind.h"
+
+/* Not in libunwind's public headers, but exported by libunwind-x86_64 (it is how the ptrace
+ * accessors search a remote .eh_frame_hdr table). */
+extern int _Ux86_64_dwarf_search_unwind_table(unw_addr_space_t as, unw_word_t ip, unw_dyn_info_t *di,
+					      unw_proc_info_t *pi, int need_unwind_info, void *arg);
+
+/* .eh_frame_hdr pointer encodings (DWARF EH). */
+#define EH_PE_udata4 0x03
+#define EH_PE_sdata4 0x0b
+#define EH_PE_datarel 0x30
+
+#define UNWIND_STACK_DEFAULT (64 * 1024)
+#define UNWIND_LIVE_BLOCK (16 * 1024)
+#define UNWIND_MAX_SEGS 16
+#define UNWIND_MAX_IMAGE ((uint64_t)4 << 30)
+#define UNWIND_VDSO_MAX (1 << 20)
+#define UNWIND_MANUAL_INSNS 16
+#define UNWIND_MAX_FRAME (8u << 20)   /* no real frame is larger than this */
+
+struct unwind_seg {
+	uint64_t vaddr, filesz, memsz, offset;
+	bool writable;
+};
+
+struct unwind_module {
+	char *path;             /* as written in the maps */
+	uint64_t lo, hi;        /* remote range of all its mappings */
+	uint64_t map0_start, map0_end, map0_offset;
+	bool vdso;
+	bool loaded;            /* tried to load (image and tables below are valid when usable) */
+	bool usable;
+	const uint8_t *image;
+	size_t image_len;
+	bool image_mmapped;
+	uint64_t bias;
+	struct unwind_seg segs[UNWIND_MAX_SEGS];
+	int nsegs;
+	uint64_t eh_hdr;        /* remote address of .eh_frame_hdr, 0 when none */
+	uint64_t table;         /* remote address of its binary-search table */
+	uint64_t fde_count;
+	uint64_t text_lo, text_hi;
+};
+
+#define UNWIND_NO_MODULE UINT32_MAX
+
+struct unwind_range {
+	uint64_t start, end;
+	uint32_t module;
+	bool x, file;
+};
+
+struct unwinder {
+	struct target *t;
+	unw_addr_space_t as;
+	VEC(struct unwind_module) mods;
+	VEC(struct unwind_range) ranges;
+	uint64_t maps_generation;
+	bool stale;
+	struct hmap manual;     /* pc -> encoded manual step (see manual_decode) */
+	csh cs;
+	bool cs_ok;
+
+	/* State of the walk in progress (an unwinder walks one stack at a time). */
+	const struct unwind_snapshot *snap;
+	uint64_t regs[UNW_X86_64_RIP + 1];
+	uint8_t live[UNWIND_LIVE_BLOCK];
+	uint64_t live_base;
+	size_t live_len;
+};
+
+/* ---- modules and ranges ---------------------------------------------------------------------- */
+
+static void module_unload(struct unwind_module *m)
+{
+	if (m->image) {
+		if (m->image_mmapped)
+			munmap((void *)m->image, m->image_len);
+		else
+			free((void *)m->image);
+	}
+	m->image = NULL;
+	m->image_len = 0;
+}
+
+static void unwinder_clear_modules(struct unwinder *u)
+{
+	for (size_t i = 0; i < u->mods.n; i++) {
+		module_unload(&u->mods.v[i]);
+		free(u->mods.v[i].path);
+	}
+	u->mods.n = 0;
+	u->ranges.n = 0;
+}
+
+static bool map_is_file(const struct map *mp)
+{
+	return mp->path && mp->path[0] == '/' && mp->inode != 0;
+}
+
+/* Rebuild the address -> module table from the target's maps (the caller refreshes them). */
+static void unwinder_rebuild(struct unwinder *u)
+{
+	unwinder_clear_modules(u);
+	struct target *t = u->t;
+	for (size_t i = 0; i < t->maps.n; i++) {
+		const struct map *mp = &t->maps.v[i];
+		struct unwind_range r = { .start = mp->start, .end = mp->end, .module = UNWIND_NO_MODULE,
+					  .x = mp->x, .file = map_is_file(mp) };
+		bool vdso = mp->path && strcmp(mp->path, "[vdso]") == 0;
+		if (r.file || vdso) {
+			/* Consecutive mappings of one file are one module. */
+			struct unwind_module *last = u->mods.n ? &u->mods.v[u->mods.n - 1] : NULL;
+			if (last && !vdso && !last->vdso && strcmp(last->path, mp->path) == 0 && mp->start >= last->hi) {
+				last->hi = mp->end;
+			} else {
+				struct unwind_module m = { .path = xstrdup(mp->path), .lo = mp->start, .hi = mp->end,
+							   .map0_start = mp->start, .map0_end = mp->end,
+							   .map0_offset = mp->offset, .vdso = vdso };
+				vec_push(&u->mods, m);
+			}
+			r.module = (uint32_t)(u->mods.n - 1);
+			r.file = true;
+		}
+		vec_push(&u->ranges, r);
+	}
+	u->maps_generation = t->maps_generation;
+	u->stale = false;
+	hmap_clear(&u->manual);
+	unw_flush_cache(u->as, 0, 0);
+}
+
+static void unwinder_sync(struct unwinder *u)
+{
+	if (u->stale || u->maps_generation != u->t->maps_generation)
+		unwinder_rebuild(u);
+}
+
+static const struct unwind_range *range_at(const struct unwinder *u, uint64_t addr)
+{
+	size_t lo = 0, hi = u->ranges.n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct unwind_range *r = &u->ranges.v[mid];
+		if (addr < r->start)
+			hi = mid;
+		else if (addr >= r->end)
+			lo = mid + 1;
+		else
+			return r;
+	}
+	return NULL;
+}
+
+/* Parse the ELF headers of a module's image: segments, bias, .eh_frame_hdr table. */
+static bool module_parse(struct unwinder *u, struct unwind_module *m)
+{
+	const uint8_t *img = m->image;
+	size_t len = m->image_len;
+	if (len < sizeof(Elf64_Ehdr))
+		return false;
+	Elf64_Ehdr eh;
+	memcpy(&eh, img, sizeof(eh));
+	if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phnum > 256 ||
+	    eh.e_phoff > len || (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) > len - eh.e_phoff)
+		return false;
+
+	bool have_bias = false;
+	uint64_t eh_vaddr = 0, eh_size = 0;
+	m->nsegs = 0;
+	for (int i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+		memcpy(&ph, img + eh.e_phoff + (size_t)i * sizeof(ph), sizeof(ph));
+		if (ph.p_type == PT_LOAD) {
+			if (m->nsegs < UNWIND_MAX_SEGS)
+				m->segs[m->nsegs++] = (struct unwind_seg){ .vaddr = ph.p_vaddr, .filesz = ph.p_filesz,
+					.memsz = ph.p_memsz, .offset = ph.p_offset, .writable = (ph.p_flags & PF_W) != 0 };
+			/* The mapping at the lowest address holds the segment at map0_offset. */
+			uint64_t pg = 4096;
+			if (!have_bias && (ph.p_offset & ~(pg - 1)) == m->map0_offset) {
+				m->bias = m->map0_start - (ph.p_vaddr & ~(pg - 1));
+				have_bias = true;
+			}
+		} else if (ph.p_type == PT_GNU_EH_FRAME) {
+			eh_vaddr = ph.p_vaddr;
+			eh_size = ph.p_memsz;
+		}
+	}
+	if (!have_bias)
+		return false;
+	m->text_lo = m->lo;
+	m->text_hi = m->hi;
+
+	/* .eh_frame_hdr: version 1, eh_frame_ptr, fde_count, then a sorted table of
+	 * (sdata4 initial location, sdata4 FDE address), both relative to the header. */
+	if (eh_vaddr && eh_size >= 12) {
+		uint8_t hdr[12];
+		uint64_t at = m->bias + eh_vaddr;
+		const uint8_t *src = NULL;
+		for (int i = 0; i < m->nsegs && !src; i++) {
+			const struct unwind_seg *s = &m->segs[i];
+			if (eh_vaddr >= s->vaddr && eh_vaddr + 12 <= s->vaddr + s->filesz &&
+			    s->offset + (eh_vaddr - s->vaddr) + 12 <= len)
+				src = img + s->offset + (eh_vaddr - s->vaddr);
+		}
+		if (src) {
+			memcpy(hdr, src, 12);
+			bool sdata4_ptr = (hdr[1] & 0x0f) == EH_PE_sdata4 || (hdr[1] & 0x0f) == EH_PE_udata4;
+			if (hdr[0] == 1 && sdata4_ptr && hdr[2] == EH_PE_udata4 &&
+			    hdr[3] == (EH_PE_datarel | EH_PE_sdata4)) {
+				uint32_t count;
+				memcpy(&count, hdr + 8, 4);
+				if ((uint64_t)count * 8 <= eh_size) {
+					m->eh_hdr = at;
+					m->table = at + 12;
+					m->fde_count = count;
+				}
+			}
+		}
+	}
+	(void)u;
+	return true;
+}
+
+static void module_load(struct unwinder *u, struct unwind_module *m)
+{
+	m->loaded = true;
+	if (m->vdso) {
+		size_t n = m->hi - m->lo;
+		if (n == 0 || n > UNWIND_VDSO_MAX)
+			return;
+		uint8_t *buf = xmalloc(n);
+		if (target_read(u->t, m->lo, buf, n) != 0) {
+			free(buf);
+			return;
+		}
+		m->image = buf;
+		m->image_len = n;
+		m->image_mmapped = false;
+	} else {
+		/* /proc/PID/map_files is exactly the mapped file (even if replaced or deleted on disk)
+		 * but needs CAP_SYS_ADMIN; otherwise open the path through /proc/PID/root. */
+		char mf[96];
+		snprintf(mf, sizeof(mf), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)u->t->pid, m->map0_start,
+			 m->map0_end);
+		int fd = open(mf, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			char *p = target_file_path(u->t, m->path);
+			fd = p ? open(p, O_RDONLY | O_CLOEXEC) : -1;
+			free(p);
+		}
+		if (fd < 0)
+			return;
+		struct stat st;
+		if (fstat(fd, &st) != 0 || st.st_size <= 0 || (uint64_t)st.st_size > UNWIND_MAX_IMAGE) {
+			close(fd);
+			return;
+		}
+		void *img = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		close(fd);
+		if (img == MAP_FAILED)
+			return;
+		m->image = img;
+		m->image_len = (size_t)st.st_size;
+		m->image_mmapped = true;
+	}
+	m->usable = module_parse(u, m);
+	if (!m->usable)
+		module_unload(m);
+}
+
+static struct unwind_module *module_at(struct unwinder *u, uint64_t addr)
+{
+	const struct unwind_range *r = range_at(u, addr);
+	if (!r || r->module == UNWIND_NO_MODULE)
+		return NULL;
+	struct unwind_module *m = &u->mods.v[r->module];
+	if (!m->loaded)
+		module_load(u, m);
+	return m->usable ? m : NULL;
+}
+
+/* Copy len bytes at remote addr from the module's file image, only from read-only segments
+ * (writable ones are relocated or changed at run time). */
+static bool module_read(const struct unwind_module *m, uint64_t addr, void *out, size_t len)
+{
+	if (addr < m->bias)
+		return false;
+	uint64_t v = addr - m->bias;
+	for (int i = 0; i < m->nsegs; i++) {
+		const struct unwind_seg *s = &m->segs[i];
+		if (s->writable || v < s->vaddr || v - s->vaddr > s->filesz || len > s->filesz - (v - s->vaddr))
+			continue;
+		uint64_t off = s->offset + (v - s->vaddr);
+		if (off > m->image_len || len > m->image_len - off)
+			return false;
+		memcpy(out, m->image + off, len);
+		return true;
+	}
+	return false;
+}
+
+/* ---- memory ---------------------------------------------------------------------------------- */
+
+/* Read len (<= 16) bytes of the target as it was at the snapshot where we have it. */
+static int unwind_read(struct unwinder *u, uint64_t addr, void *out, size_t len)
+{
+	const struct unwind_snapshot *s = u->snap;
+	if (s && addr >= s->sp && addr - s->sp <= s->stack_len && len <= s->stack_len - (addr - s->sp)) {
+		memcpy(out, s->stack + (addr - s->sp), len);
+		return 0;
+	}
+	if (u->live_len && addr >= u->live_base && addr - u->live_base <= u->live_len &&
+	    len <= u->live_len - (addr - u->live_base)) {
+		memcpy(out, u->live + (addr - u->live_base), len);
+		return 0;
+	}
+	const struct unwind_range *r = range_at(u, addr);
+	if (r && r->module != UNWIND_NO_MODULE) {
+		struct unwind_module *m = module_at(u, addr);
+		if (m && module_read(m, addr, out, len))
+			return 0;
+	}
+	/* Live: fetch a block from here up (the walk goes towards higher addresses). */
+	uint64_t base = addr & ~(uint64_t)4095;
+	uint64_t want = UNWIND_LIVE_BLOCK;
+	if (!r)
+		want = 4096;   /* not in the maps we know (they may be stale): one page, if readable */
+	else if (r->end - base < want)
+		want = r->end - base;
+	ssize_t got = target_read_partial(u->t, base, u->live, want);
+	if (got <= 0) {
+		u->live_len = 0;
+		return -1;
+	}
+	u->live_base = base;
+	u->live_len = (size_t)got;
+	if (addr - base > u->live_len || len > u->live_len - (addr - base))
+		return -1;
+	memcpy(out, u->live + (addr - base), len);
+	return 0;
+}
+
+/* ---- libunwind accessors --------------------------------------------------------------------- */
+
+static int acc_find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t *pi, int need_unwind_info,
+			      void *arg)
+{
+	struct unwinder *u = arg;
+	struct unwind_module *m = module_at(u, ip);
+	if (!m || !m->eh_hdr || m->fde_count == 0 || ip < m->text_lo || ip >= m->text_hi)
+		return -UNW_ENOINFO;
+	unw_dyn_info_t di;
+	memset(&di, 0, sizeof(di));
+	di.format = UNW_INFO_FORMAT_REMOTE_TABLE;
+	di.start_ip = m->text_lo;
+	di.end_ip = m->text_hi;
+	di.u.rti.segbase = m->eh_hdr;
+	di.u.rti.table_data = m->table;
+	di.u.rti.table_len = m->fde_count * 8 / sizeof(unw_word_t);
+	return _Ux86_64_dwarf_search_unwind_table(as, ip, &di, pi, need_unwind_info, arg);
+}
+
+static void acc_put_unwind_info(unw_addr_space_t as, unw_proc_info_t *pi, void *arg)
+{
+	/* libunwind frees the DWARF info it allocated for table lookups itself. */
+}
+
+static int acc_get_dyn_info_list_addr(unw_addr_space_t as, unw_word_t *addr, void *arg)
+{
+	return -UNW_ENOINFO;
+}
+
+static int acc_access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *val, int write, void *arg)
+{
+	if (write)
+		return -UNW_EINVAL;
+	return unwind_read(arg, addr, val, sizeof(*val)) == 0 ? 0 : -UNW_EINVAL;
+}
+
+static int acc_access_reg(unw_addr_space_t as, unw_regnum_t reg, unw_word_t *val, int write, void *arg)
+{
+	struct unwinder *u = arg;
+	if (reg < 0 || reg > UNW_X86_64_RIP)
+		return -UNW_EBADREG;
+	if (write)
+		u->regs[reg] = *val;
+	else
+		*val = u->regs[reg];
+	return 0;
+}
+
+static int acc_access_fpreg(unw_addr_space_t as, unw_regnum_t reg, unw_fpreg_t *val, int write, void *arg)
+{
+	return -UNW_EBADREG;
+}
+
+static int acc_resume(unw_addr_space_t as, unw_cursor_t *c, void *arg)
+{
+	return -UNW_EINVAL;
+}
+
+static int acc_get_proc_name(unw_addr_space_t as, unw_word_t addr, char *buf, size_t len, unw_word_t *offp,
+			     void *arg)
+{
+	return -UNW_ENOINFO;
+}
+
+static unw_accessors_t unwind_accessors = {
+	.find_proc_info = acc_find_proc_info,
+	.put_unwind_info = acc_put_unwind_info,
+	.get_dyn_info_list_addr = acc_get_dyn_info_list_addr,
+	.access_mem = acc_access_mem,
+	.access_reg = acc_access_reg,
+	.access_fpreg = acc_access_fpreg,
+	.resume = acc_resume,
+	.get_proc_name = acc_get_proc_name,
+};
+
+/* ---- frames without CFI ---------------------------------------------------------------------- */
+
+/* A manual step is cached per pc as (ra_offset + 1) | (rbp_slot + 1) << 16 | 1 << 32, where
+ * ra_offset is where the return address sits relative to SP and rbp_slot where a popped RBP was
+ * saved (0 in the field: not restored). 1 << 33 alone means: no simple frame, use RBP. */
+#define MANUAL_VALID (1ull << 32)
+#define MANUAL_USE_FP (1ull << 33)
+
+static uint64_t manual_decode(struct unwinder *u, uint64_t pc)
+{
+	uint64_t cached;
+	if (hmap_get(&u->manual, pc, &cached))
+		return cached;
+	uint64_t result = MANUAL_USE_FP;
+	uint8_t code[64];
+	size_t have = 0;
+	struct unwind_module *m = module_at(u, pc);
+	if (m && module_read(m, pc, code, sizeof(code))) {
+		have = sizeof(code);
+	} else {
+		/* Code may end at a page boundary: take what is readable. */
+		ssize_t got = target_read_partial(u->t, pc, code, sizeof(code));
+		have = got > 0 ? (size_t)got : 0;
+	}
+	cs_insn *insn = NULL;
+	size_t count = (u->cs_ok && have) ? cs_disasm(u->cs, code, have, pc, UNWIND_MANUAL_INSNS, &insn) : 0;
+	int64_t delta = 0, rbp_slot = -1;
+	for (size_t i = 0; i < count; i++) {
+		const cs_insn *in = &insn[i];
+		const cs_x86 *x = &in->detail->x86;
+		bool rsp_imm = x->op_count == 2 && x->operands[0].type == X86_OP_REG &&
+			       x->operands[0].reg == X86_REG_RSP && x->operands[1].type == X86_OP_IMM;
+		bool done = false, fail = false;
+		switch (in->id) {
+		case X86_INS_SUB:
+			if (rsp_imm)
+				delta -= x->operands[1].imm;
+			else if (x->op_count >= 1 && x->operands[0].type == X86_OP_REG && x->operands[0].reg == X86_REG_RSP)
+				fail = true;
+			break;
+		case X86_INS_ADD:
+			if (rsp_imm)
+				delta += x->operands[1].imm;
+			else if (x->op_count >= 1 && x->operands[0].type == X86_OP_REG && x->operands[0].reg == X86_REG_RSP)
+				fail = true;
+			break;
+		case X86_INS_PUSH:
+			delta -= 8;
+			break;
+		case X86_INS_POP:
+			if (x->op_count == 1 && x->operands[0].type == X86_OP_REG && x->operands[0].reg == X86_REG_RBP)
+				rbp_slot = delta;
+			delta += 8;
+			break;
+		case X86_INS_CALL:
+		case X86_INS_NOP:
+			break;
+		case X86_INS_RET:
+			done = true;
+			break;
+		default:
+			/* Anything else that moves the stack pointer or jumps: not a frame we can read. */
+			if (cs_insn_group(u->cs, in, CS_GRP_JUMP) || cs_insn_group(u->cs, in, CS_GRP_INT) ||
+			    cs_insn_group(u->cs, in, CS_GRP_IRET) || in->id == X86_INS_LEAVE)
+				fail = true;
+			for (uint8_t k = 0; k < x->op_count && !fail; k++)
+				if (x->operands[k].type == X86_OP_REG && x->operands[k].reg == X86_REG_RSP &&
+				    (x->operands[k].access & CS_AC_WRITE))
+					fail = true;
+			break;
+		}
+		if (fail || delta < -4096 || delta > 4096)
+			break;
+		if (done) {
+			if (delta >= 0)
+				result = MANUAL_VALID | (uint64_t)(delta + 1) | (rbp_slot >= 0 ? (uint64_t)(rbp_slot + 1) << 16 : 0);
+			break;
+		}
+	}
+	if (insn)
+		cs_free(insn, count);
+	hmap_put(&u->manual, pc, result);
+	return result;
+}
+
+/* Step the frame in u->regs (RIP, RSP, RBP, callee-saved) by hand. 0 on success. */
+static int manual_step(struct unwinder *u)
+{
+	uint64_t pc = u->regs[UNW_X86_64_RIP], sp = u->regs[UNW_X86_64_RSP], bp = u->regs[UNW_X86_64_RBP];
+	uint64_t how = manual_decode(u, pc);
+	uint64_t ra, nbp = bp;
+	if (how & MANUAL_VALID) {
+		uint64_t off = (how & 0xffff) - 1;
+		uint64_t bslot = (how >> 16) & 0xffff;
+		if (unwind_read(u, sp + off, &ra, 8) != 0)
+			return -1;
+		if (bslot && unwind_read(u, sp + bslot - 1, &nbp, 8) != 0)
+			return -1;
+		u->regs[UNW_X86_64_RSP] = sp + off + 8;
+	} else {
+		/* Frame pointer: [rbp] = caller's rbp, [rbp+8] = return address. */
+		if (bp <= sp || bp - sp > UNWIND_MAX_FRAME || (bp & 7))
+			return -1;
+		if (unwind_read(u, bp, &nbp, 8) != 0 || unwind_read(u, bp + 8, &ra, 8) != 0)
+			return -1;
+		u->regs[UNW_X86_64_RSP] = bp + 16;
+	}
+	u->regs[UNW_X86_64_RIP] = ra;
+	u->regs[UNW_X86_64_RBP] = nbp;
+	return 0;
+}
+
+/* True when pc lies in executable memory for which we have no unwind table at all. */
+static bool pc_without_cfi(struct unwinder *u, uint64_t pc)
+{
+	const struct unwind_range *r = range_at(u, pc);
+	if (!r)
+		return false;   /* unknown (stale maps): let libunwind try */
+	if (r->module == UNWIND_NO_MODULE)
+		return r->x;
+	struct unwind_module *m = module_at(u, pc);
+	return m && !m->eh_hdr;
+}
+
+/* ---- public API ------------------------------------------------------------------------------ */
+
+int unwinder_new(struct unwinder **out, struct target *t, struct err *e)
+{
+	struct unwinder *u = xcalloc(1, sizeof(*u));
+	u->t = t;
+	u->as = unw_create_addr_space(&unwind_accessors, 0);
+	if (!u->as) {
+		free(u);
+		return err_set(e, E_INTERNAL, "unw_create_addr_space failed");
+	}
+	/* Remote address spaces start with caching off (see design.md). */
+	unw_set_caching_policy(u->as, UNW_CACHE_GLOBAL);
+	unw_set_cache_size(u->as, 1024, 0);
+	hmap_init(&u->manual);
+	if (cs_open(CS_ARCH_X86, CS_MODE_64, &u->cs) == CS_ERR_OK) {
+		cs_option(u->cs, CS_OPT_DETAIL, CS_OPT_ON);
+		u->cs_ok = true;
+	}
+	u->stale = true;
+	*out = u;
+	return 0;
+}
+
+void unwinder_free(struct unwinder *u)
+{
+	if (!u)
+		return;
+	unwinder_clear_modules(u);
+	vec_free(&u->mods);
+	vec_free(&u->ranges);
+	hmap_free(&u->manual);
+	if (u->cs_ok)
+		cs_close(&u->cs);
+	unw_destroy_addr_space(u->as);
+	free(u);
+}
+
+void unwinder_maps_changed(struct unwinder *u)
+{
+	u->stale = true;
+}
+
+int unwind_capture(struct unwinder *u, pid_t tid, struct unwind_snapshot *snap, struct err *e)
+{
+	struct user_regs_struct regs;
+	if (ptrace(PTRACE_GETREGS, tid, 0, &regs) != 0)
+		return err_set(e, errno == ESRCH ? E_NOPROC : E_READ, "PTRACE_GETREGS %d: %s", tid, strerror(errno));
+	snap->tid = tid;
+	snap->regs = regs;
+	snap->sp = regs.rsp;
+	snap->stack_len = 0;
+	if (snap->stack_cap < UNWIND_STACK_DEFAULT) {
+		free(snap->stack);
+		snap->stack = xmalloc(UNWIND_STACK_DEFAULT);
+		snap->stack_cap = UNWIND_STACK_DEFAULT;
+	}
+	/* Clip to the end of the stack's mapping; with stale maps the partial read stops at the
+	 * first unreadable page instead. */
+	size_t want = snap->stack_cap;
+	const struct map *mp = target_map_at(u->t, regs.rsp);
+	if (mp && mp->end - regs.rsp < want)
+		want = mp->end - regs.rsp;
+	ssize_t got = want ? target_read_partial(u->t, regs.rsp, snap->stack, want) : 0;
+	if (got < 0)
+		return err_set(e, (int)got, "reading the stack of %d failed", tid);
+	snap->stack_len = (size_t)got;
+	return 0;
+}
+
+void unwind_snapshot_free(struct unwind_snapshot *snap)
+{
+	free(snap->stack);
+	snap->stack = NULL;
+	snap->stack_cap = snap->stack_len = 0;
+}
+
+static void regs_from_snapshot(uint64_t *r, const struct user_regs_struct *s)
+{
+	r[UNW_X86_64_RAX] = s->rax;
+	r[UNW_X86_64_RDX] = s->rdx;
+	r[UNW_X86_64_RCX] = s->rcx;
+	r[UNW_X86_64_RBX] = s->rbx;
+	r[UNW_X86_64_RSI] = s->rsi;
+	r[UNW_X86_64_RDI] = s->rdi;
+	r[UNW_X86_64_RBP] = s->rbp;
+	r[UNW_X86_64_RSP] = s->rsp;
+	r[UNW_X86_64_R8] = s->r8;
+	r[UNW_X86_64_R9] = s->r9;
+	r[UNW_X86_64_R10] = s->r10;
+	r[UNW_X86_64_R11] = s->r11;
+	r[UNW_X86_64_R12] = s->r12;
+	r[UNW_X86_64_R13] = s->r13;
+	r[UNW_X86_64_R14] = s->r14;
+	r[UNW_X86_64_R15] = s->r15;
+	r[UNW_X86_64_RIP] = s->rip;
+}
+
+/* Read the registers a caller can rely on from the cursor's current frame. */
+static void regs_from_cursor(struct unwinder *u, unw_cursor_t *c)
+{
+	static const int keep[] = { UNW_X86_64_RBX, UNW_X86_64_RBP, UNW_X86_64_RSP, UNW_X86_64_R12,
+				    UNW_X86_64_R13, UNW_X86_64_R14, UNW_X86_64_R15, UNW_X86_64_RIP };
+	uint64_t r[UNW_X86_64_RIP + 1] = {0};
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+		unw_word_t v = 0;
+		if (unw_get_reg(c, keep[i], &v) == 0)
+			r[keep[i]] = v;
+	}
+	memcpy(u->regs, r, sizeof(r));
+}
+
+int unwind_frames(struct unwinder *u, const struct unwind_snapshot *snap, uint64_t *ips, size_t max,
+		  size_t *n, bool *truncated, struct err *e)
+{
+	*n = 0;
+	*truncated = true;
+	if (max == 0)
+		return 0;
+	unwinder_sync(u);
+	u->snap = snap;
+	u->live_len = 0;
+	regs_from_snapshot(u->regs, &snap->regs);
+
+	unw_cursor_t cur;
+	bool need_init = true, have_prev = false, prev_signal = false;
+	uint64_t prev_sp = 0, prev_pc = 0;
+	/* Bound the loop by steps too: manual steps and libunwind steps both count. */
+	for (size_t steps = 0; steps < 4 * max + 16; steps++) {
+		if (need_init) {
+			if (unw_init_remote(&cur, u->as, u) < 0)
+				break;
+			need_init = false;
+		}
+		unw_word_t pc = 0, sp = 0;
+		if (unw_get_reg(&cur, UNW_REG_IP, &pc) < 0 || unw_get_reg(&cur, UNW_REG_SP, &sp) < 0)
+			break;
+		if (pc == 0) {
+			*truncated = false;
+			break;
+		}
+		if (have_prev && ((sp == prev_sp && pc == prev_pc) || (sp < prev_sp && !prev_signal)))
+			break;
+		if (*n >= max)
+			break;
+		ips[(*n)++] = pc;
+		have_prev = true;
+		prev_sp = sp;
+		prev_pc = pc;
+		prev_signal = false;
+
+		if (pc_without_cfi(u, pc)) {
+			regs_from_cursor(u, &cur);
+			if (manual_step(u) != 0)
+				break;
+			need_init = true;
+			continue;
+		}
+		prev_signal = unw_is_signal_frame(&cur) > 0;
+		int rc = unw_step(&cur);
+		if (rc == 0) {
+			*truncated = false;
+			break;
+		}
+		if (rc < 0) {
+			regs_from_cursor(u, &cur);
+			if (manual_step(u) != 0)
+				break;
+			need_init = true;
+		}
+	}
+	u->snap = NULL;
+	u->live_len = 0;
+	(void)e;
+	return 0;
+}

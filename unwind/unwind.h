@@ -1,0 +1,45 @@
+/*
+ * unwind.h - the native stack of one paused thread. While the thread is stopped the caller takes
+ * a snapshot (registers and the top of the stack, one process_vm_readv); after it resumes the
+ * thread, the snapshot is unwound with libunwind through accessors that serve memory from the
+ * copy and unwind tables from a per-module cache. Nothing here knows about Python.
+ */
+#ifndef MIXSPY_UNWIND_H
+#define MIXSPY_UNWIND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+#include "../src/target.h"
+#include "../src/util/util.h"
+
+struct unwind_snapshot {
+	pid_t tid;
+	struct user_regs_struct regs;
+	uint8_t *stack;       /* copy of [sp, sp + stack_len) */
+	size_t stack_cap;
+	size_t stack_len;
+	uint64_t sp;
+};
+
+struct unwinder;
+
+int unwinder_new(struct unwinder **out, struct target *t, struct err *e);
+void unwinder_free(struct unwinder *u);
+/* The target's maps changed (dlopen): drop what depends on them. */
+void unwinder_maps_changed(struct unwinder *u);
+
+/* Thread tid must be ptrace-stopped by the caller. Copies registers and stack. */
+int unwind_capture(struct unwinder *u, pid_t tid, struct unwind_snapshot *snap, struct err *e);
+void unwind_snapshot_free(struct unwind_snapshot *snap);
+
+/* Unwind a snapshot (thread may be running again): ips[0] is the pc of the innermost frame,
+ * the others are return addresses. *truncated is set when the walk stopped because the
+ * snapshot ended or max was reached, rather than at the outermost frame. */
+int unwind_frames(struct unwinder *u, const struct unwind_snapshot *snap, uint64_t *ips, size_t max,
+		  size_t *n, bool *truncated, struct err *e);
+
+#endif
