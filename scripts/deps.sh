@@ -1,5 +1,5 @@
 #!/bin/sh
-# deps.sh [build|test|bench|all] - install the Debian packages mixspy needs that are missing.
+# deps.sh [build|demo|test|bench|all] - install the Debian packages mixspy needs that are missing.
 # Checks each package with dpkg-query and calls apt-get only for the absent ones (needs root or
 # sudo). Prints nothing when everything is present.
 set -eu
@@ -12,18 +12,25 @@ BUILD="gcc make pkg-config libunwind-dev libdw-dev libelf-dev libcapstone-dev li
 TEST="python3 python3-dev python3-numpy cython3 python3-pytest python3-pytest-xdist
  python3-pytest-timeout python3-jsonschema libxml2-utils chromium golang-go graphviz tmux valgrind
  clang npm patchelf"
+DEMO="python3 python3-dev"
 BENCH="austin"
 
 case "$what" in
 build) want="$BUILD" ;;
+demo) want="$BUILD $DEMO" ;;
 test) want="$BUILD $TEST" ;;
 bench) want="$BUILD $TEST $BENCH" ;;
 all) want="$BUILD $TEST $BENCH" ;;
-*) echo "usage: $0 [build|test|bench|all]" >&2; exit 2 ;;
+*) echo "usage: $0 [build|demo|test|bench|all]" >&2; exit 2 ;;
 esac
 
 missing=""
 for p in $want; do
+	# npm may come from another nodejs distribution that conflicts with Debian's package:
+	# any working npm will do.
+	if [ "$p" = npm ] && command -v npm >/dev/null 2>&1; then
+		continue
+	fi
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
 		missing="$missing $p"
 	fi

@@ -27,9 +27,9 @@ static const struct flag flags[] = {
 	{ "pid", 'p', "pid", F_RECORD | F_TOP | F_DUMP, "PID of a running python program to spy on, in decimal or hex" },
 	{ "output", 'o', "filename", F_RECORD | F_MERGE, "Output filename" },
 	{ "format", 'f', "format", F_RECORD | F_MERGE,
-	  "Output file format [default: flamegraph] [possible values: flamegraph, raw, speedscope, chrometrace, pprof]" },
+	  "Output file format [default: flamegraph] [possible values: flamegraph, raw, speedscope, chrometrace, pprof, pstats, callgrind]" },
 	{ "duration", 'd', "duration", F_RECORD, "The number of seconds to sample for [default: unlimited]" },
-	{ "rate", 'r', "rate", F_RECORD | F_TOP, "The number of samples to collect per second [default: 100]" },
+	{ "rate", 'r', "rate", F_RECORD | F_TOP | F_MERGE, "The number of samples to collect per second [default: 100]; for merge, the rate of inputs that record none (raw)" },
 	{ "subprocesses", 's', NULL, F_RECORD | F_TOP | F_DUMP, "Profile subprocesses of the original process" },
 	{ "function", 'F', NULL, F_RECORD, "Aggregate samples by function's first line number, instead of current line number" },
 	{ "nolineno", 0, NULL, F_RECORD, "Do not show line numbers" },
@@ -143,9 +143,9 @@ static int set_value(struct config *c, const struct flag *f, const char *v, stru
 		c->output_is_default = false;
 	} else if (!strcmp(f->lng, "format")) {
 		int fmt = format_parse(v);
-		if (fmt < 0 || fmt == FORMAT_PSTATS || fmt == FORMAT_CALLGRIND)
+		if (fmt < 0)
 			return err_set(e, E_ARG,
-				       "error: invalid value '%s' for '--format <format>' [possible values: flamegraph, raw, speedscope, chrometrace, pprof]",
+				       "error: invalid value '%s' for '--format <format>' [possible values: flamegraph, raw, speedscope, chrometrace, pprof, pstats, callgrind]",
 				       v);
 		c->format = (enum format)fmt;
 	} else if (!strcmp(f->lng, "duration")) {

@@ -16,7 +16,7 @@
 static bool sym_is(const char *sym, const char *name)
 {
 	size_t n = strlen(name);
-	return strncmp(sym, name, n) == 0 && (sym[n] == 0 || sym[n] == '.');
+	return strncmp(sym, name, n) == 0 && (sym[n] == 0 || sym[n] == '.' || sym[n] == '@');
 }
 
 static bool starts(const char *s, const char *prefix)
@@ -49,6 +49,17 @@ static bool interpreter_frame_visible(const char *f)
 	return merge_is_gil_wait(f);
 }
 
+bool merge_is_startup(const char *func)
+{
+	/* glibc >= 2.34 has all of these in libc.so.6 itself. */
+	static const char *const startup[] = { "start_thread", "clone", "clone3", "__clone", "__clone3",
+					       "__libc_start_main", "__libc_start_main_impl", "__libc_start_call_main", "_start", NULL };
+	for (int i = 0; func && startup[i]; i++)
+		if (sym_is(func, startup[i]))
+			return true;
+	return false;
+}
+
 enum native_role merge_classify(const char *symbol, const char *func, bool in_interpreter)
 {
 	const char *s = symbol ? symbol : func;
@@ -61,10 +72,7 @@ enum native_role merge_classify(const char *symbol, const char *func, bool in_in
 	if (s && starts(s, "_TAIL_CALL_"))
 		return NATIVE_HIDE;   /* 3.14 tail-calling interpreter: opcode handlers of the eval loop */
 	const char *f = func ? func : "";
-	/* Thread and process start-up: glibc >= 2.34 has these in libc.so.6 itself. */
-	if (!strcmp(f, "start_thread") || !strcmp(f, "clone") || !strcmp(f, "clone3") || !strcmp(f, "__clone") ||
-	    !strcmp(f, "__clone3") || !strcmp(f, "__libc_start_main") || !strcmp(f, "__libc_start_call_main") ||
-	    !strcmp(f, "_start"))
+	if (merge_is_startup(f))
 		return NATIVE_HIDE;
 	if (in_interpreter)
 		return interpreter_frame_visible(f) ? NATIVE_KEEP : NATIVE_HIDE;

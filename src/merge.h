@@ -25,11 +25,14 @@ struct native_frame {
 	struct frame f;
 	enum native_role role;
 	bool physical;       /* the real (non-inlined) function of its pc */
+	bool unnamed;        /* no symbol, no debug info: named "module+0xoffset" */
 };
 
 /* The role of a frame given its containing ELF symbol name, its own (possibly inlined) function
  * name, and whether it lies in the interpreter's binary. */
 enum native_role merge_classify(const char *symbol, const char *func, bool in_interpreter);
+/* Thread and process start-up frames (_start, __libc_start_main, start_thread, clone...). */
+bool merge_is_startup(const char *func);
 /* Frames that mean "this thread is blocked taking the GIL". */
 bool merge_is_gil_wait(const char *func);
 

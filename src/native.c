@@ -33,6 +33,8 @@ struct native_state {
 int native_open(struct spy *s, struct err *e)
 {
 	struct native_state *n = xcalloc(1, sizeof(*n));
+	/* No network here or in production: never let libdw go looking for debuginfod servers. */
+	unsetenv("DEBUGINFOD_URLS");
 	int rc = unwinder_new(&n->uw, &s->t, e);
 	if (!rc)
 		rc = symbolizer_new(&n->sym, &s->t, s->strs, e);
@@ -127,6 +129,7 @@ void native_merge(struct spy *s, struct py_thread *th, void *snapshot, bool *wai
 			nf.f.module = sf[k].module;
 			nf.f.addr = sf[k].addr;
 			nf.physical = k == nsf - 1;
+			nf.unnamed = nsf == 1 && !symbol && !sf[k].file;
 			/* Only the real function of a pc decides eval-ness; inlined ones are hidden or kept
 			 * by their own name. */
 			nf.role = merge_classify(nf.physical ? symbol : NULL, sf[k].func, in_interp);
@@ -147,6 +150,18 @@ void native_merge(struct spy *s, struct py_thread *th, void *snapshot, bool *wai
 			vec_push(&n->nat, nf);
 		}
 	}
+	/* A libc without .symtab (Debian unstable's, beside the 3.14 interpreter) leaves the static
+	 * __libc_start_call_main unnamed: an unnamed frame called by a start-up frame of its own
+	 * module is start-up too. */
+	for (size_t i = 1; i < n->nat.n; i++) {
+		struct native_frame *callee = &n->nat.v[i - 1], *caller = &n->nat.v[i];
+		if (callee->unnamed && callee->f.module == caller->f.module && caller->role == NATIVE_HIDE &&
+		    merge_is_startup(caller->f.name))
+			callee->role = NATIVE_HIDE;
+		/* 3.12+ `-X perf`: each eval call goes through a trampoline in anonymous code. */
+		if (caller->unnamed && !caller->f.module && callee->role == NATIVE_EVAL)
+			caller->role = NATIVE_HIDE;
+	}
 	if (truncated) {
 		struct native_frame nf = { .f = { .kind = FRAME_PSEUDO, .name = n->truncated_name, .file = "",
 						  .short_file = "" }, .role = NATIVE_KEEP, .physical = true };
@@ -162,4 +177,13 @@ void native_merge(struct spy *s, struct py_thread *th, void *snapshot, bool *wai
 	*waiting = res.waiting;
 	for (size_t i = 0; i < nout; i++)
 		vec_push(&s->frames, n->merged.v[i]);
+}
+
+int native_instruction(struct spy *s, uint64_t pc, char *buf, size_t len)
+{
+	if (len)
+		buf[0] = 0;
+	if (!s->native)
+		return E_INTERNAL;
+	return sym_instruction(s->native->sym, pc, buf, len);
 }

@@ -24,4 +24,8 @@ void native_snapshot_free(void *snapshot);
  * when the thread is blocked taking the GIL. */
 void native_merge(struct spy *s, struct py_thread *th, void *snapshot, bool *waiting);
 
+/* The instruction at pc (a native frame's addr) in the target, as "mnemonic operands"; for
+ * `dump --native`. 0, or a negative code (also when the spy has no native state). */
+int native_instruction(struct spy *s, uint64_t pc, char *buf, size_t len);
+
 #endif

@@ -22,9 +22,25 @@ struct record {
 	bool tty;
 	double last_status;
 	enum stop_reason reason;
-	uint64_t samples, errors;
+	uint64_t samples, errors, mismatches;
+	char last_error[512];
 	VEC(struct frame) roots;
+	bool announced;       /* the "Sampling process" line, printed once the target is attached */
 };
+
+/* Announced at the first tick, not before attaching: a target we can't attach to gives one line,
+ * the error, as py-spy does. */
+static void announce(struct record *r)
+{
+	if (r->announced)
+		return;
+	r->announced = true;
+	if (r->c->duration > 0)
+		fprintf(stderr, "mixspy> Sampling process %d times a second for %g seconds. Press Control-C to exit.\n",
+			r->c->rate, r->c->duration);
+	else
+		fprintf(stderr, "mixspy> Sampling process %d times a second. Press Control-C to exit.\n", r->c->rate);
+}
 
 static const char *thread_label(struct record *r, const struct sample *s)
 {
@@ -70,9 +86,12 @@ static void on_samples(void *ctx, struct sampler *sm, struct spy *spy, struct sa
 static bool on_tick(void *ctx, struct sampler *sm, double elapsed)
 {
 	struct record *r = ctx;
+	announce(r);
 	r->reason = sm->reason;
 	r->samples = sm->samples;
 	r->errors = sm->errors;
+	r->mismatches = sm->merge_mismatches;
+	memcpy(r->last_error, sm->last_error, sizeof r->last_error);
 	r->prof.duration = elapsed;
 	if (r->tty && !r->c->hideprogress && (elapsed - r->last_status >= 0.1 || sm->reason)) {
 		r->last_status = elapsed;
@@ -144,12 +163,6 @@ int record_run(const struct config *c, int *status, struct err *e)
 	r.prof.title = intern(r.strs, c->title);
 	r.prof.start_wall = now_wall();
 	r.tty = isatty(STDERR_FILENO);
-	if (c->duration > 0)
-		fprintf(stderr, "mixspy> Sampling process %d times a second for %g seconds. Press Control-C to exit.\n",
-			c->rate, c->duration);
-	else
-		fprintf(stderr, "mixspy> Sampling process %d times a second. Press Control-C to exit.\n", c->rate);
-
 	struct sampler_hooks h = { .ctx = &r, .on_samples = on_samples, .on_tick = on_tick };
 	int rc = sampler_run(c, r.strs, &h, status, e);
 	if (rc) {
@@ -163,6 +176,7 @@ int record_run(const struct config *c, int *status, struct err *e)
 		fprintf(stderr, "mixspy> Stopped sampling because Control-C pressed\n");
 	r.prof.samples = r.samples;
 	r.prof.errors = r.errors;
+	r.prof.merge_mismatches = r.mismatches;
 	struct output_opts oo = { .full_filenames = c->full_filenames, .lineno = !c->nolineno };
 	rc = output_write(c->format, &r.prof, &oo, out, e);
 	if (fclose(out) != 0 && !rc)
@@ -172,6 +186,11 @@ int record_run(const struct config *c, int *status, struct err *e)
 	fprintf(stderr, "mixspy> ");
 	fprintf(stderr, format_wrote_message(c->format), path);
 	fprintf(stderr, " Samples: %llu Errors: %llu\n", (unsigned long long)r.samples, (unsigned long long)r.errors);
+	if (r.errors && r.last_error[0])
+		fprintf(stderr, "mixspy> Last error: %s\n", r.last_error);
+	if (c->native)
+		fprintf(stderr, "mixspy> Native merge mismatches: %llu of %llu samples (kept as Python stacks with their native leaf)\n",
+			(unsigned long long)r.mismatches, (unsigned long long)r.samples);
 	if (format_hint(c->format))
 		fprintf(stderr, "mixspy> %s\n", format_hint(c->format));
 	print_gil_summary(&r.prof);

@@ -243,7 +243,7 @@ int sampler_run(const struct config *c, struct interner *strs, const struct samp
 			struct sample *samples;
 			size_t n;
 			struct err se = { 0 };
-			uint64_t errs_before = p->spy.errors;
+			uint64_t errs_before = p->spy.errors, mism_before = p->spy.merge_mismatches;
 			int r = spy_sample(&p->spy, elapsed, &samples, &n, &se);
 			if (r) {
 				if (r == E_NOPROC || !target_alive(&p->spy.t)) {
@@ -259,6 +259,7 @@ int sampler_run(const struct config *c, struct interner *strs, const struct samp
 				snprintf(sm.last_error, sizeof sm.last_error, "%s", p->spy.last_error);
 			}
 			sm.samples += n;
+			sm.merge_mismatches += p->spy.merge_mismatches - mism_before;
 			if (h->on_samples && n)
 				h->on_samples(h->ctx, &sm, &p->spy, samples, n);
 		}

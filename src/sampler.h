@@ -57,6 +57,7 @@ struct sampler {
 	uint64_t ticks;
 	uint64_t samples;         /* per-thread stacks produced */
 	uint64_t errors;
+	uint64_t merge_mismatches; /* --native samples whose stacks did not line up */
 	uint64_t late_ticks;
 	double max_lateness;
 	double start;             /* monotonic */

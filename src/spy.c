@@ -8,6 +8,7 @@
  */
 #include "spy.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,9 +32,10 @@ int spy_open(struct spy *s, pid_t pid, struct target *launched, const struct spy
 	}
 	double deadline = now_monotonic() + timeout;
 	for (;;) {
-		if (launched)
-			rc = target_launched_ready(&s->t, e);
-		else
+		/* The maps are re-read on every try: a program we just launched maps libpython (and
+		 * then starts the interpreter) after we first look. */
+		rc = launched ? target_launched_ready(&s->t, e) : 0;
+		if (!rc)
 			rc = target_refresh_maps(&s->t, NULL, e);
 		if (!rc)
 			rc = py_open(&s->py, &s->t, strs, o->full_filenames, e);
@@ -114,6 +116,23 @@ static void read_running(struct spy *s)
 	free(tids);
 }
 
+/*
+ * GIL state of one sample. The rule, in order:
+ *   held      the thread holds the GIL (2.7-3.12: it is the GIL's holder, read once per tick;
+ *             3.13+: its own tstate bit).
+ *   waiting   --native: take_gil (or PyEval_RestoreThread & co.) is on its native stack; or, in
+ *             every mode, it sleeps in futex() on an address inside the GIL's own mutex and
+ *             condition variables (/proc/PID/task/TID/syscall: nr 202, first argument). A waiter
+ *             sleeps (state S), so "running but not the holder" would never find it, and a thread
+ *             sleeping on any other futex (a Lock, a Queue, a join) is idle, not waiting. The
+ *             previous holder parked on switch_cond until a waiter takes over counts as waiting
+ *             too: it is blocked by the GIL hand-off.
+ *   released  running (state R) without the GIL: native code after Py_BEGIN_ALLOW_THREADS.
+ *   idle      anything else.
+ * Waiting samples are kept without --idle: the thread wants to run Python.
+ * Unknown where the GIL lives (stripped 2.7/3.6) or no OS tid (--nonblocking before 3.11): only
+ * --native finds waiters.
+ */
 static enum gil_state gil_state_of(bool active, bool owns_gil, bool waiting)
 {
 	if (owns_gil)
@@ -121,6 +140,35 @@ static enum gil_state gil_state_of(bool active, bool owns_gil, bool waiting)
 	if (waiting)
 		return GIL_WAITING;
 	return active ? GIL_RELEASED : GIL_IDLE;
+}
+
+#define SYS_FUTEX_X86_64 202
+#define SYS_RESTART_SYSCALL_X86_64 219
+
+enum futex_wait { FUTEX_NONE, FUTEX_GIL, FUTEX_OTHER };
+
+/* Is tid asleep in futex(), on an address in [lo, hi) (the GIL) or elsewhere (a lock of its
+ * own)? Reads /proc/PID/task/TID/syscall: "nr arg1 ... arg6 sp pc" in hex (nr in decimal),
+ * "running" or "-1 sp pc" otherwise. A futex wait we interrupted by pausing the thread goes on
+ * as restart_syscall, its arguments intact. */
+static enum futex_wait futex_wait_of(const struct spy *s, pid_t tid, uint64_t lo, uint64_t hi)
+{
+	char path[80], buf[256];
+	snprintf(path, sizeof path, "/proc/%d/task/%d/syscall", s->t.pid, tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return FUTEX_NONE;
+	ssize_t r = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (r <= 0)
+		return FUTEX_NONE;
+	buf[r] = 0;
+	char *end;
+	long nr = strtol(buf, &end, 10);
+	if (end == buf || (nr != SYS_FUTEX_X86_64 && nr != SYS_RESTART_SYSCALL_X86_64))
+		return FUTEX_NONE;
+	unsigned long long uaddr = strtoull(end, &end, 16);
+	return uaddr >= lo && uaddr < hi ? FUTEX_GIL : FUTEX_OTHER;
 }
 
 int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct err *e)
@@ -142,6 +190,8 @@ int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct e
 	int rc = py_read_threads(s->py, &threads, &nthreads, e);
 	if (rc)
 		return rc;
+	uint64_t gil_lo = 0, gil_hi = 0;   /* read when a sleeping thread needs it */
+	bool gil_range_read = false;
 	/* Activity first, for every thread at once: pausing a thread (even to map its tid) wakes
 	 * it, and a paused thread always reads as sleeping. */
 	read_running(s);
@@ -160,6 +210,11 @@ int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct e
 		if (th->os_tid && !hmap_get(&s->running, (uint64_t)th->os_tid, &run))
 			continue;   /* no such OS thread: it exited meanwhile */
 		int running = (int)run;
+		bool check_futex = !th->holds_gil && th->os_tid;
+		if (check_futex && !gil_range_read) {
+			gil_range_read = true;
+			py_gil_sync_range(s->py, &gil_lo, &gil_hi);
+		}
 		bool paused = false;
 		if (!s->o.nonblocking && th->os_tid) {
 			if (target_pause_thread(&s->t, th->os_tid, NULL) == 0)
@@ -167,6 +222,15 @@ int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct e
 			else
 				continue;   /* gone between listing and pausing */
 		}
+		/* Paused, the syscall it was in (or woken from, not yet back in user space) shows; not
+		 * paused, only a sleeping thread's does (a runnable one reads "running"). */
+		enum futex_wait fw = check_futex && (paused || running == 0)
+					     ? futex_wait_of(s, th->os_tid, gil_lo, gil_hi ? gil_hi : gil_lo)
+					     : FUTEX_NONE;
+		bool futex_waiting = fw == FUTEX_GIL;
+		/* Runnable only because our last pause woke it from its lock: it is parked. */
+		if (paused && fw == FUTEX_OTHER)
+			running = 0;
 		struct err fe = { 0 };
 		rc = py_read_frames(s->py, th, s->o.linemode, &fe);
 		void *native_snapshot = NULL;
@@ -183,14 +247,16 @@ int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct e
 			continue;
 		}
 		bool active = running == 1 && !idle_by_frame(th);
-		if (!s->o.idle && !active && !(s->o.gil_only && th->holds_gil)) {
+		if (!s->o.idle && !active && !futex_waiting && !(s->o.gil_only && th->holds_gil)) {
 			native_snapshot_free(native_snapshot);
 			continue;
 		}
 		size_t start = s->frames.n;
-		bool waiting = false;
+		bool waiting = futex_waiting;
 		if (native_snapshot) {
-			native_merge(s, th, native_snapshot, &waiting);
+			bool on_stack = false;
+			native_merge(s, th, native_snapshot, &on_stack);
+			waiting |= on_stack;
 			native_snapshot_free(native_snapshot);
 		} else {
 			for (size_t k = 0; k < th->frames.n; k++) {

@@ -8,19 +8,25 @@
  * Results are cached by address; a change of the maps re-reports the modules (libdwfl keeps the
  * ones that did not move) and empties the cache.
  */
+#include <capstone/capstone.h>
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
+#include <gelf.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "symbolize.h"
 
 #define SYM_MAX_FRAMES_PER_PC 64           /* inline depth we keep for one pc */
 #define SYM_CACHE_LIMIT (1u << 20)         /* frames kept before the cache starts over */
 #define SYM_RETURN_BIT (1ull << 63)
+#define SYM_MAX_PART (4u << 20)            /* larger unnamed code ranges are not scanned */
+#define SYM_PART_VOTES 8
 
 struct sym_span {
 	uint32_t first, count;
@@ -35,6 +41,9 @@ struct symbolizer {
 	uint64_t maps_generation;
 	bool stale;
 	struct hmap cache;              /* pc (| SYM_RETURN_BIT) -> index into spans */
+	struct hmap parts;              /* start of an unnamed FDE range -> interned name or 0 */
+	csh cs;                         /* opened on first use; cs_state says how that went */
+	int cs_state;                   /* 0 not tried, 1 open, -1 failed */
 	VEC(struct sym_span) spans;
 	VEC(struct sym_frame) frames;
 };
@@ -44,6 +53,20 @@ struct symbolizer {
 static bool sym_map_is_file(const struct map *mp)
 {
 	return mp->path && mp->path[0] == '/' && mp->inode != 0;
+}
+
+/* The file behind a mapping. A file deleted or replaced on disk since it was mapped (an upgrade
+ * under a running process) is still reachable, exactly as mapped, through /proc/PID/map_files. */
+static char *sym_module_file(struct symbolizer *s, const struct map *mp)
+{
+	char *file = target_file_path(s->t, mp->path);
+	struct stat st;
+	if (file && stat(file, &st) == 0 && st.st_ino == mp->inode)
+		return file;
+	free(file);
+	char mf[96];
+	snprintf(mf, sizeof(mf), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)s->t->pid, mp->start, mp->end);
+	return access(mf, R_OK) == 0 ? xstrdup(mf) : target_file_path(s->t, mp->path);
 }
 
 /* Report every mapped ELF file that has an executable mapping. libdwfl computes the bias from
@@ -66,7 +89,7 @@ static void sym_report_modules(struct symbolizer *s)
 		}
 		if (!has_x)
 			continue;
-		char *file = target_file_path(t, mp->path);
+		char *file = sym_module_file(s, mp);
 		if (!file)
 			continue;
 		dwfl_report_elf(s->dwfl, mp->path, file, -1, mp->start, false);
@@ -80,6 +103,7 @@ static void sym_report_modules(struct symbolizer *s)
 static void sym_cache_clear(struct symbolizer *s)
 {
 	hmap_clear(&s->cache);
+	hmap_clear(&s->parts);
 	s->spans.n = 0;
 	s->frames.n = 0;
 }
@@ -149,6 +173,151 @@ static bool sym_outer_function(Dwarf_Die *die)
 	return found;
 }
 
+static bool sym_capstone(struct symbolizer *s)
+{
+	if (s->cs_state == 0) {
+		s->cs_state = -1;
+		if (cs_open(CS_ARCH_X86, CS_MODE_64, &s->cs) == CS_ERR_OK) {
+			cs_option(s->cs, CS_OPT_DETAIL, CS_OPT_ON);
+			s->cs_state = 1;
+		}
+	}
+	return s->cs_state == 1;
+}
+
+/* The bytes of a module's code at [lo, hi) (module addresses, without bias), from its file. */
+static const uint8_t *sym_module_code(Dwfl_Module *mod, Dwarf_Addr lo, Dwarf_Addr hi)
+{
+	Dwarf_Addr bias;
+	Elf *elf = dwfl_module_getelf(mod, &bias);
+	Elf_Scn *scn = NULL;
+	while (elf && (scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS || !(sh.sh_flags & SHF_EXECINSTR) ||
+		    lo < sh.sh_addr || hi > sh.sh_addr + sh.sh_size)
+			continue;
+		Elf_Data *d = elf_getdata(scn, NULL);
+		if (!d || !d->d_buf || d->d_size < sh.sh_size)
+			return NULL;
+		return (const uint8_t *)d->d_buf + (lo - sh.sh_addr);
+	}
+	return NULL;
+}
+
+/* gcc's function splitting (hot/cold, and more of it with PGO + LTO) moves part of a function to
+ * a code range of its own, with its own FDE but, in a stripped binary, no symbol. Debian's 3.14
+ * keeps almost all of its eval loop in such a part; the exported _PyEval_EvalFrameDefault is a
+ * 0x4a0-byte head that jumps into it. A part jumps back into the middle of the function it was
+ * split from (a tail call would jump to a start), so it is named after the function most of its
+ * jumps land in, the way gcc names it: "<function>.cold". a is a module address with bias. */
+/* The code range around module address a (no bias) as far as .eh_frame_hdr tells: from the
+ * start of the FDE that covers it to the start of the next one. */
+static bool sym_fde_range(Dwfl_Module *mod, Dwarf_Addr a, Dwarf_Addr *lo, Dwarf_Addr *hi)
+{
+	Dwarf_Addr bias;
+	Elf *elf = dwfl_module_getelf(mod, &bias);
+	size_t shstrndx;
+	if (!elf || elf_getshdrstrndx(elf, &shstrndx) != 0)
+		return false;
+	Elf_Scn *scn = NULL;
+	while ((scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+		const char *name;
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS ||
+		    !(name = elf_strptr(elf, shstrndx, sh.sh_name)) || strcmp(name, ".eh_frame_hdr") != 0)
+			continue;
+		Elf_Data *d = elf_getdata(scn, NULL);
+		const uint8_t *h = d ? d->d_buf : NULL;
+		/* version 1, table of (datarel sdata4 location, datarel sdata4 FDE) pairs */
+		if (!h || d->d_size < 12 || h[0] != 1 || h[3] != 0x3b || (h[2] & 0x0f) != 0x03)
+			return false;
+		uint32_t count;
+		memcpy(&count, h + 8, 4);
+		if (count == 0 || (uint64_t)count * 8 > d->d_size - 12)
+			return false;
+		const uint8_t *tab = h + 12;
+#define SYM_FDE_LOC(i) ({ int32_t v_; memcpy(&v_, tab + (size_t)(i) * 8, 4); (Dwarf_Addr)(sh.sh_addr + (int64_t)v_); })
+		size_t l = 0, r = count;
+		while (r - l > 1) {
+			size_t mid = l + (r - l) / 2;
+			if (SYM_FDE_LOC(mid) <= a)
+				l = mid;
+			else
+				r = mid;
+		}
+		if (SYM_FDE_LOC(l) > a || l + 1 >= count)
+			return false;
+		*lo = SYM_FDE_LOC(l);
+		*hi = SYM_FDE_LOC(l + 1);
+#undef SYM_FDE_LOC
+		return *hi > a;
+	}
+	return false;
+}
+
+/* gcc's function splitting (hot/cold, and more of it with PGO + LTO) moves part of a function to
+ * a code range of its own, with its own FDE but, in a stripped binary, no symbol. Debian's 3.14
+ * keeps almost all of its eval loop in such a part; the exported _PyEval_EvalFrameDefault is a
+ * 0x4a0-byte head that jumps into it. A part jumps back into the middle of the function it was
+ * split from (a tail call would jump to a start), so it is named after the function most of its
+ * jumps land in, the way gcc names it: "<function>.cold". a is a module address with bias. */
+static const char *sym_split_part(struct symbolizer *s, Dwfl_Module *mod, Dwarf_Addr a)
+{
+	Dwarf_Addr bias, lo, hi;
+	if (!dwfl_module_getelf(mod, &bias) || !sym_fde_range(mod, a - bias, &lo, &hi) || hi - lo > SYM_MAX_PART)
+		return NULL;
+	uint64_t key = lo + bias, cached;
+	if (hmap_get(&s->parts, key, &cached))
+		return (const char *)(uintptr_t)cached;
+	hmap_put(&s->parts, key, 0);
+
+	const uint8_t *code = sym_module_code(mod, lo, hi);
+	if (!code || !sym_capstone(s))
+		return NULL;
+	struct { const char *name; unsigned votes; } vote[SYM_PART_VOTES];
+	size_t nvote = 0;
+	cs_insn *in = cs_malloc(s->cs);
+	const uint8_t *p = code;
+	size_t left = hi - lo;
+	uint64_t at = lo + bias;
+	while (left) {
+		if (!cs_disasm_iter(s->cs, &p, &left, &at, in)) {
+			p++, left--, at++;   /* data in code: step over a byte */
+			continue;
+		}
+		const cs_x86 *x = &in->detail->x86;
+		if (!cs_insn_group(s->cs, in, CS_GRP_JUMP) || x->op_count != 1 || x->operands[0].type != X86_OP_IMM)
+			continue;
+		uint64_t to = (uint64_t)x->operands[0].imm;
+		if (to >= lo + bias && to < hi + bias)
+			continue;
+		GElf_Off off;
+		GElf_Sym sym;
+		const char *name = dwfl_module_addrinfo(mod, to, &off, &sym, NULL, NULL, NULL);
+		if (!name || !name[0] || off == 0 || off >= sym.st_size)
+			continue;
+		size_t k = 0;
+		while (k < nvote && strcmp(vote[k].name, name) != 0)
+			k++;
+		if (k == nvote && nvote < SYM_PART_VOTES)
+			vote[nvote++] = (typeof(vote[0])){ .name = intern(s->strs, name), .votes = 0 };
+		if (k < nvote)
+			vote[k].votes++;
+	}
+	cs_free(in, 1);
+	size_t best = SIZE_MAX;
+	for (size_t k = 0; k < nvote; k++)
+		if (best == SIZE_MAX || vote[k].votes > vote[best].votes)
+			best = k;
+	if (best == SIZE_MAX)
+		return NULL;
+	char buf[512];
+	snprintf(buf, sizeof(buf), "%s.cold", vote[best].name);
+	const char *name = intern(s->strs, buf);
+	hmap_put(&s->parts, key, (uint64_t)(uintptr_t)name);
+	return name;
+}
+
 /* Append the frames for one lookup address to s->frames; returns how many. */
 static uint32_t sym_resolve(struct symbolizer *s, uint64_t pc, uint64_t a)
 {
@@ -164,6 +333,8 @@ static uint32_t sym_resolve(struct symbolizer *s, uint64_t pc, uint64_t a)
 		const char *sname = dwfl_module_addrinfo(mod, a, &off, &sym, NULL, NULL, NULL);
 		if (sname && sname[0])
 			symbol = intern(s->strs, sname);
+		else
+			symbol = sym_split_part(s, mod, a);
 
 		Dwarf_Addr bias = 0;
 		Dwarf_Die *cu = dwfl_module_addrdie(mod, a, &bias);
@@ -211,6 +382,11 @@ static uint32_t sym_resolve(struct symbolizer *s, uint64_t pc, uint64_t a)
 	}
 	if (s->frames.n == first) {
 		struct sym_frame f = { .func = symbol, .module = module, .addr = pc, .symbol = symbol };
+		/* Without a name, name the function by where its FDE starts, so that every pc of it
+		 * is one frame (hidden functions of stripped libraries: Debian's numpy). */
+		Dwarf_Addr lo, hi, bias;
+		if (!f.func && mod && dwfl_module_getelf(mod, &bias) && sym_fde_range(mod, a - bias, &lo, &hi))
+			f.func = sym_fallback_name(s, lo + bias, &f.module);
 		if (!f.func)
 			f.func = sym_fallback_name(s, a, &f.module);
 		vec_push(&s->frames, f);
@@ -239,6 +415,7 @@ int symbolizer_new(struct symbolizer **out, struct target *t, struct interner *s
 		return err_set(e, E_INTERNAL, "dwfl_begin: %s", dwfl_errmsg(-1));
 	}
 	hmap_init(&s->cache);
+	hmap_init(&s->parts);
 	s->stale = true;
 	*out = s;
 	return 0;
@@ -250,6 +427,9 @@ void symbolizer_free(struct symbolizer *s)
 		return;
 	dwfl_end(s->dwfl);
 	hmap_free(&s->cache);
+	hmap_free(&s->parts);
+	if (s->cs_state == 1)
+		cs_close(&s->cs);
 	vec_free(&s->spans);
 	vec_free(&s->frames);
 	free(s);
@@ -284,5 +464,27 @@ int sym_lookup(struct symbolizer *s, uint64_t pc, bool is_return_addr, struct sy
 	size_t count = sp->count, skip = count > max ? count - max : 0;
 	for (size_t i = skip; i < count; i++)
 		out[(*n)++] = s->frames.v[sp->first + i];
+	return 0;
+}
+
+int sym_instruction(struct symbolizer *s, uint64_t pc, char *buf, size_t len)
+{
+	uint8_t code[16];   /* the longest x86 instruction is 15 bytes */
+	if (len)
+		buf[0] = 0;
+	ssize_t got = target_read_partial(s->t, pc, code, sizeof(code));
+	if (got <= 0)
+		return got < 0 ? (int)got : E_READ;
+	if (!sym_capstone(s))
+		return E_INTERNAL;
+	cs_insn *in = NULL;
+	size_t n = cs_disasm(s->cs, code, (size_t)got, pc, 1, &in);
+	if (n == 0)
+		return E_READ;
+	if (in->op_str[0])
+		snprintf(buf, len, "%s %s", in->mnemonic, in->op_str);
+	else
+		snprintf(buf, len, "%s", in->mnemonic);
+	cs_free(in, n);
 	return 0;
 }

@@ -35,4 +35,9 @@ void symbolizer_maps_changed(struct symbolizer *s);
 int sym_lookup(struct symbolizer *s, uint64_t pc, bool is_return_addr, struct sym_frame *out,
 	       size_t max, size_t *n);
 
+/* The instruction at pc in the target's memory, disassembled (capstone, Intel syntax) into buf as
+ * "mnemonic operands", e.g. "add rax, rdx". 0, or a negative code when pc is unreadable or not
+ * an instruction. For `dump --native`; not meant for the per-sample path. */
+int sym_instruction(struct symbolizer *s, uint64_t pc, char *buf, size_t len);
+
 #endif

@@ -25,11 +25,10 @@ static const struct format_info format_table[FORMAT_COUNT] = {
 		"Visit chrome://tracing or https://ui.perfetto.dev/ to view", write_chrometrace },
 	[FORMAT_PPROF] = { "pprof", "pb.gz", "Wrote pprof profile to '%s'.",
 		"View it with `go tool pprof -http=: FILE`, or send it to Pyroscope or Parca", write_pprof },
-	/* Formats named on the command line whose writers are not part of this table yet. */
 	[FORMAT_PSTATS] = { "pstats", "pstats", "Wrote pstats data to '%s'.",
-		"Load it with python -m pstats FILE", NULL },
+		"Load it with python -m pstats FILE, or snakeviz FILE", write_pstats },
 	[FORMAT_CALLGRIND] = { "callgrind", "callgrind", "Wrote callgrind data to '%s'.",
-		"View it with kcachegrind or qcachegrind", NULL },
+		"View it with kcachegrind or qcachegrind", write_callgrind },
 };
 
 int format_parse(const char *name)

@@ -42,5 +42,7 @@ int write_raw(const struct profile *p, const struct output_opts *o, FILE *out, s
 int write_speedscope(const struct profile *p, const struct output_opts *o, FILE *out, struct err *e);
 int write_chrometrace(const struct profile *p, const struct output_opts *o, FILE *out, struct err *e);
 int write_pprof(const struct profile *p, const struct output_opts *o, FILE *out, struct err *e);
+int write_pstats(const struct profile *p, const struct output_opts *o, FILE *out, struct err *e);
+int write_callgrind(const struct profile *p, const struct output_opts *o, FILE *out, struct err *e);
 
 #endif

@@ -36,6 +36,9 @@ struct py_proc {
 	uint64_t runtime;             /* _PyRuntime (3.7+), 0 otherwise */
 	uint64_t interp;              /* main PyInterpreterState */
 	uint64_t tstate_current_sym;  /* 2.7/3.6: address of _PyThreadState_Current */
+	uint64_t gil_sync_lo, gil_sync_hi;  /* 3.6: the GIL's static mutexes and conds (ceval.c) */
+	uint64_t gil_lock_sym;        /* 2.7: address of the static `interpreter_lock` pointer */
+	bool gil_static_tried;        /* 2.7/3.6: the two above were looked up */
 	VEC(struct py_thread) threads;
 	VEC(struct py_code) codes;
 	struct hmap code_index;       /* code addr -> index in codes */

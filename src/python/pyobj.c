@@ -675,6 +675,7 @@ static int repr_str(struct py_reader *r, uint64_t addr, long max, struct strbuf 
 	int rc = pyobj_read_str(r, addr, &raw);
 	if (rc) {
 		sb_free(&raw);
+		sb_free(&esc);
 		return rc;
 	}
 	/* py-spy's escaping, kept as is: ' becomes \" and a newline becomes \n */
@@ -895,7 +896,5 @@ int pyobj_repr(struct py_reader *r, uint64_t addr, size_t budget, struct strbuf 
 		sb_truncate(sb, start);
 		return rc;
 	}
-	if (!sb->buf)
-		sb_adds(sb, "");
 	return 0;
 }

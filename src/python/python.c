@@ -215,6 +215,8 @@ static bool interp_valid(struct py_proc *p, uint64_t interp)
 	return back == interp;
 }
 
+static bool interp_plausible(struct py_proc *p, uint64_t interp);
+
 /* Last resort: scan a range of the object's writable data for an interpreter pointer. */
 static uint64_t scan_for_interp(struct py_proc *p, uint64_t start, uint64_t size)
 {
@@ -226,9 +228,7 @@ static uint64_t scan_for_interp(struct py_proc *p, uint64_t start, uint64_t size
 	for (ssize_t i = 0; n > 0 && i < n / 8 && !found; i++) {
 		uint64_t cand = buf[i];
 		if (cand && !(cand & 7) && target_is_mapped(p->t, cand, 64)) {
-			uint64_t ts;
-			if (interp_valid(p, cand) &&
-			    !target_read_u64(p->t, cand + (uint64_t)p->layout.interp_tstate_head, &ts) && ts)
+			if (interp_plausible(p, cand))
 				found = cand;
 		}
 	}
@@ -236,32 +236,57 @@ static uint64_t scan_for_interp(struct py_proc *p, uint64_t start, uint64_t size
 	return found;
 }
 
+/* Stronger check for candidates found by scanning: the first thread state must have a thread
+ * id, and following `next` from it must end (a small ring of pointers also passes the
+ * back-pointer test). */
+static bool interp_plausible(struct py_proc *p, uint64_t interp)
+{
+	const struct py_layout *L = &p->layout;
+	uint64_t ts, tid;
+	if (!interp_valid(p, interp) || target_read_u64(p->t, interp + (uint64_t)L->interp_tstate_head, &ts) || !ts)
+		return false;
+	if (target_read_u64(p->t, ts + (uint64_t)L->tstate_thread_id, &tid) || !tid)
+		return false;
+	for (int i = 0; i < MAX_THREADS && ts; i++) {
+		uint64_t back;
+		if (target_read_u64(p->t, ts + (uint64_t)L->tstate_interp, &back) || back != interp)
+			return false;
+		if (target_read_u64(p->t, ts + (uint64_t)L->tstate_next, &ts))
+			return false;
+	}
+	return ts == 0;
+}
+
 static int find_interp(struct py_proc *p, const struct candidate *c, struct err *e)
 {
 	const struct py_layout *L = &p->layout;
 	struct elf_section sec;
-	uint64_t interp = 0;
+	uint64_t interp = 0, anchor = 0;
 
 	if (L->runtime_interpreters_head >= 0) {
 		uint64_t rt = sym_addr(c, "_PyRuntime");
 		if (!rt && elf_section(c->elf, ".PyRuntime", &sec))
 			rt = c->bias + sec.addr;
 		p->runtime = rt;
-		if (rt && !target_read_u64(p->t, rt + (uint64_t)L->runtime_interpreters_head, &interp) &&
-		    interp_valid(p, interp)) {
-			p->interp = interp;
-			return 0;
-		}
+		if (rt)
+			anchor = rt + (uint64_t)L->runtime_interpreters_head;
 	} else {
-		uint64_t a = sym_addr(c, "interp_head");
-		if (!a) {
+		anchor = sym_addr(c, "interp_head");
+		if (!anchor) {
 			struct elf_sym s;
 			uint64_t target_vaddr;
 			if (elf_symbol(c->elf, "PyInterpreterState_Head", &s) &&
 			    !elf_decode_rip_load(c->elf, s.value, &target_vaddr))
-				a = c->bias + target_vaddr;
+				anchor = c->bias + target_vaddr;
 		}
-		if (a && !target_read_u64(p->t, a, &interp) && interp_valid(p, interp)) {
+	}
+	if (anchor) {
+		if (target_read_u64(p->t, anchor, &interp))
+			return err_set(e, E_READ, "Failed to read the interpreter list");
+		/* Known anchor but no interpreter yet: the program is still starting up. */
+		if (interp == 0)
+			return err_set(e, E_AGAIN, "The Python interpreter has not started yet");
+		if (interp_valid(p, interp)) {
 			p->interp = interp;
 			return 0;
 		}
@@ -273,8 +298,6 @@ static int find_interp(struct py_proc *p, const struct candidate *c, struct err 
 			p->interp = scan_for_interp(p, c->bias + sec.addr, sec.size);
 	if (p->interp)
 		return 0;
-	if (interp == 0 && p->runtime)
-		return err_set(e, E_AGAIN, "The Python interpreter has not started yet");
 	return err_set(e, E_NOTPY, "Failed to find a python interpreter in the .data section");
 }
 
@@ -555,6 +578,76 @@ bool py_gil_locked(struct py_proc *p)
 {
 	uint64_t holder;
 	return py_gil_holder(p, &holder) == 0 && holder != 0;
+}
+
+/* struct _gil_runtime_state (3.7+): interval, last_holder, locked, switch_number, then cond,
+ * mutex, switch_cond, switch_mutex (glibc x86_64: 48 + 40 + 48 + 40 bytes). */
+#define GIL_STATE_SIZE (32 + 48 + 40 + 48 + 40)
+
+/* 2.7 and 3.6 keep the GIL in static variables of ceval.c: found in .symtab when the build
+ * is not stripped (looked up once, on first use), else left unknown. */
+static void find_static_gil(struct py_proc *p)
+{
+	struct candidate c = { 0 };
+	struct err e = { 0 };
+	p->gil_static_tried = true;
+	if (!p->binary || open_candidate(p, p->binary, &c, &e))
+		return;
+	if (p->version.major == 2) {
+		p->gil_lock_sym = sym_addr(&c, "interpreter_lock");
+	} else {
+		static const char *const names[] = { "gil_cond", "gil_mutex", "switch_cond", "switch_mutex" };
+		uint64_t lo = UINT64_MAX, hi = 0;
+		for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+			struct elf_sym s;
+			if (!elf_symbol(c.elf, names[i], &s) || !s.size)
+				continue;
+			lo = c.bias + s.value < lo ? c.bias + s.value : lo;
+			hi = c.bias + s.value + s.size > hi ? c.bias + s.value + s.size : hi;
+		}
+		if (hi > lo && hi - lo <= 1024) {
+			p->gil_sync_lo = lo;
+			p->gil_sync_hi = hi;
+		}
+	}
+	elf_close(c.elf);
+}
+
+int py_gil_sync_range(struct py_proc *p, uint64_t *lo, uint64_t *hi)
+{
+	const struct py_layout *L = &p->layout;
+	uint64_t base = 0;
+	*lo = *hi = 0;
+	switch (L->gil_model) {
+	case PYGIL_TSTATE_CURRENT_SYM:
+		if (!p->gil_static_tried)
+			find_static_gil(p);
+		if (p->gil_sync_hi) {
+			*lo = p->gil_sync_lo;
+			*hi = p->gil_sync_hi;
+			return 0;
+		}
+		/* 2.7: the GIL is a lock (a sem_t) allocated when the first thread starts. */
+		if (!p->gil_lock_sym || target_read_u64(p->t, p->gil_lock_sym, &base) || !base)
+			return E_NOTPY;
+		*lo = base;
+		*hi = base + 32;
+		return 0;
+	case PYGIL_RUNTIME_TSTATE:
+		if (!p->runtime || L->runtime_gil_last_holder < 8)
+			return E_NOTPY;
+		base = p->runtime + (uint64_t)L->runtime_gil_last_holder - 8;
+		break;
+	case PYGIL_INTERP_GIL_PTR:
+		if (L->interp_ceval_gil < 0 || L->gil_last_holder < 8 ||
+		    target_read_u64(p->t, p->interp + (uint64_t)L->interp_ceval_gil, &base) || !base)
+			return E_NOTPY;
+		base += (uint64_t)L->gil_last_holder - 8;
+		break;
+	}
+	*lo = base;
+	*hi = base + GIL_STATE_SIZE;
+	return 0;
 }
 
 int py_read_threads(struct py_proc *p, struct py_thread **threads, size_t *n, struct err *e)

@@ -74,6 +74,10 @@ int py_read_thread_names(struct py_proc *p, struct py_thread *threads, size_t n)
 int py_gil_holder(struct py_proc *p, uint64_t *tstate);
 /* True when the GIL is currently locked (3.7+), or the holder is known (older). */
 bool py_gil_locked(struct py_proc *p);
+/* The bytes [*lo, *hi) of the GIL's own synchronisation objects (its mutex and condition
+ * variables; 2.7: its semaphore): a thread taking the GIL sleeps in futex() on an address in
+ * there. Returns 0, or E_NOTPY when this build does not tell where they are. */
+int py_gil_sync_range(struct py_proc *p, uint64_t *lo, uint64_t *hi);
 
 /* Locals and arguments of one frame, for dump --locals. */
 struct py_local {

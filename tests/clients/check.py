@@ -8,9 +8,10 @@
     check_pprof(path)             `go tool pprof -symbolize=none -top` parses the file
     check_svg(path, search=None)  xmllint --noout, then a headless Chromium screenshot and DOM dump
                                   (with ?s=REGEX when search is given, reading back "Matched: NN.N%")
+    check_svg_zoom(path, regex)   clicks (zooms into) a frame and reports what stayed visible
 
 Each function raises CheckError when the client rejects the file and otherwise returns what it
-read. As a command:  check.py {speedscope|schema|pprof|svg} FILE [--search REGEX] [--png OUT]
+read. As a command:  check.py {speedscope|schema|pprof|svg} FILE [--search REGEX] [--zoom REGEX] [--png OUT]
 Exit status 0 when the check passed, 1 when it failed, 2 on usage errors.
 
 The integration tests import this file; tests/clients/setup.sh installs the speedscope app once
@@ -87,6 +88,16 @@ def _dom_texts(dom):
 
 # ---- speedscope ----------------------------------------------------------------------------------
 
+_ALERT_HOOK = """window.alert = function (msg) {
+  var d = document.createElement('div');
+  d.id = 'mixspy-alert';
+  d.textContent = 'ALERT: ' + msg;
+  d.style.display = 'none';
+  document.body.appendChild(d);
+};
+"""
+
+
 def check_speedscope(path, screenshot=None, timeout=90):
     """Load a file in the speedscope app, headless, exactly as the speedscope CLI does (a script
     calling speedscope.loadFileFromBase64 given by #localProfilePath). Returns
@@ -98,6 +109,9 @@ def check_speedscope(path, screenshot=None, timeout=90):
     with tempfile.TemporaryDirectory(prefix="mixspy-ss-") as tmp:
         loader = os.path.join(tmp, "load.js")
         with open(loader, "w") as f:
+            # speedscope reports an unrecognised file with alert(), which would block headless
+            # Chromium; record alerts in the page instead.
+            f.write(_ALERT_HOOK)
             f.write("speedscope.loadFileFromBase64(%s, %s)" % (
                 json.dumps(name), json.dumps(base64.b64encode(data).decode())))
         url = "file://%s#localProfilePath=%s" % (APP, urllib.parse.quote(loader))
@@ -107,6 +121,9 @@ def check_speedscope(path, screenshot=None, timeout=90):
     m = re.search(r"<title>([^<]*)</title>", dom)
     title = html.unescape(m.group(1)) if m else ""
     texts = _dom_texts(dom)
+    am = re.search(r'<div id="mixspy-alert"[^>]*>([^<]*)</div>', dom)
+    if am:
+        raise CheckError("speedscope rejected %s: %s" % (path, html.unescape(am.group(1))))
     if "Something went wrong" in dom:
         raise CheckError("speedscope could not import %s (title %r)" % (path, title))
     if not title.endswith(" - speedscope") or title == " - speedscope":
@@ -213,6 +230,47 @@ def check_pprof(path, sample_index=None, timeout=120):
 
 # ---- flame graph SVG -----------------------------------------------------------------------------
 
+_ZOOM_HOOK = """<script type="text/ecmascript"><![CDATA[
+window.addEventListener('load', function () { setTimeout(function () {
+  var re = new RegExp(%s);
+  for (var i = 0; i < fg.frames.length; i++)
+    if (fg.frames[i] !== fg.root && re.test(fg.frames[i].label)) { fg_zoom(fg.frames[i]); break; }
+}, 50); });
+]]></script>
+</svg>
+"""
+
+
+def _svg_zoom(path, zoom, tmp):
+    """A copy of the SVG that clicks (zooms into) the first frame whose label matches zoom."""
+    text = open(path, encoding="utf-8").read()
+    end = text.rstrip().rfind("</svg>")
+    if end < 0:
+        raise CheckError("%s has no closing </svg>" % path)
+    copy = os.path.join(tmp, "zoom.svg")
+    with open(copy, "w", encoding="utf-8") as f:
+        f.write(text[:end] + _ZOOM_HOOK % json.dumps(zoom))
+    return copy
+
+
+def check_svg_zoom(path, zoom, timeout=90):
+    """Zoom into the first frame matching the regex zoom, as a click would, and report what the
+    script did: {"visible": frames still shown, "parents": greyed ancestors, "unzoom": whether
+    "Reset Zoom" is shown}."""
+    with tempfile.TemporaryDirectory(prefix="mixspy-svg-") as tmp:
+        dom = _chromium("file://" + urllib.parse.quote(_svg_zoom(path, zoom, tmp)), tmp,
+                        dump_dom=True, budget_ms=3000, timeout=timeout)
+    classes = re.findall(r'<g class="([^"]*)"', dom)
+    frames = [c.split() for c in classes if "fr" in c.split()]
+    um = re.search(r'<text id="unzoom"[^>]*class="([^"]*)"', dom) or \
+        re.search(r'<text[^>]*class="([^"]*)"[^>]*id="unzoom"', dom)
+    unzoom = not (um and "hide" in um.group(1).split())
+    if not unzoom:
+        raise CheckError("zooming into %r on %s did not show Reset Zoom" % (zoom, path))
+    return {"visible": sum(1 for c in frames if "hide" not in c),
+            "parents": sum(1 for c in frames if "parent" in c), "unzoom": unzoom}
+
+
 def check_svg(path, search=None, screenshot=None, timeout=90):
     """xmllint --noout, then render in headless Chromium: a DOM dump (scripts run) and a PNG
     screenshot. With search, the URL carries ?s=REGEX and the "Matched: NN.N%" text the
@@ -227,7 +285,9 @@ def check_svg(path, search=None, screenshot=None, timeout=90):
     with tempfile.TemporaryDirectory(prefix="mixspy-svg-") as tmp:
         png = screenshot or os.path.join(tmp, "shot.png")
         dom = _chromium(url, tmp, dump_dom=True, budget_ms=3000, timeout=timeout)
-        _chromium(url, tmp, screenshot=png, size="1200,1000", budget_ms=3000, timeout=timeout)
+        hm = re.search(rb'<svg[^>]*\sheight="(\d+)', open(path, "rb").read(4096))
+        size = "1200,%d" % min(max(int(hm.group(1)) if hm else 800, 100), 8000)
+        _chromium(url, tmp, screenshot=png, size=size, budget_ms=3000, timeout=timeout)
         with open(png, "rb") as f:
             head = f.read(8)
         if head != b"\x89PNG\r\n\x1a\n":
@@ -257,6 +317,7 @@ def main(argv):
     ap.add_argument("file")
     ap.add_argument("--search", help="svg: regex passed as ?s=")
     ap.add_argument("--png", help="svg/speedscope: keep a screenshot here")
+    ap.add_argument("--zoom", help="svg: also zoom into the first frame matching this regex")
     a = ap.parse_args(argv)
     try:
         if a.kind == "speedscope":
@@ -269,6 +330,8 @@ def main(argv):
             res = check_pprof(a.file)
         else:
             res = check_svg(a.file, search=a.search, screenshot=a.png)
+            if a.zoom:
+                res["zoom"] = check_svg_zoom(a.file, a.zoom)
     except CheckError as e:
         print("FAIL %s: %s" % (a.kind, e), file=sys.stderr)
         return 1

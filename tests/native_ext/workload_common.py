@@ -10,6 +10,9 @@ import argparse
 import json
 import os
 import sys
+# Imported for its side effect: the threading module registers the main thread as "MainThread" in
+# threading._active, where profilers find thread names. Without it a process has no thread names.
+import threading  # noqa: F401
 import traceback
 
 
