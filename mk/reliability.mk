@@ -33,7 +33,7 @@ FUZZ_OBJ_pyobj := $(call fuzz_objs,src/python/pyobj.c $(wildcard src/python/layo
 FUZZ_OBJ_frames := $(call fuzz_objs,$(FUZZ_PY_SRC) $(FUZZ_UTIL_SRC) symbolize/elf.c tests/fuzz/fake_target.c)
 FUZZ_OBJ_cython := $(call fuzz_objs,cython/cython.c $(FUZZ_UTIL_SRC))
 FUZZ_OBJ_elf := $(call fuzz_objs,symbolize/elf.c $(FUZZ_UTIL_SRC))
-FUZZ_OBJ_procfs := $(call fuzz_objs,$(FUZZ_UTIL_SRC))
+FUZZ_OBJ_procfs := $(call fuzz_objs,$(FUZZ_UTIL_SRC) $(wildcard src/sudo.c))
 
 FUZZ_BINS := $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_NAMES))
 
@@ -41,10 +41,12 @@ $(FUZZ_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
 
-.SECONDEXPANSION:
-$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_OBJ_$$*)
-	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(FUZZ_LIBS) -lm
+define fuzz_bin_rule
+$(FUZZ_BUILD)/fuzz_$(1): tests/fuzz/fuzz_$(1).c $(FUZZ_OBJ_$(1))
+	@mkdir -p $$(dir $$@)
+	$$(FUZZ_CC) $$(FUZZ_CFLAGS) -fsanitize=fuzzer -o $$@ $$^ $$(FUZZ_LIBS) -lm
+endef
+$(foreach n,$(FUZZ_NAMES),$(eval $(call fuzz_bin_rule,$(n))))
 
 .PHONY: fuzz-build fuzz fuzz-corpus fuzz-merge test-asan test-valgrind
 fuzz-build: $(FUZZ_BINS)

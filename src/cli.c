@@ -4,6 +4,7 @@
  * program to launch, per-command help, and py-spy's messages for bad combinations.
  */
 #include "cli.h"
+#include "upload.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -46,6 +47,13 @@ static const struct flag flags[] = {
 	{ "delay", 0, "seconds", F_TOP, "Delay between 'top' refreshes [default: 1.0]" },
 	{ "locals", 'l', NULL, F_DUMP, "Show local variables for each frame. Passing multiple times (-ll) increases verbosity" },
 	{ "json", 'j', NULL, F_DUMP, "Format output as JSON" },
+	{ "upload", 0, "url", F_RECORD,
+	  "While recording, send each --interval window to a Pyroscope-compatible server (http:// only; POST <url>/ingest)" },
+	{ "interval", 0, "seconds", F_RECORD, "Length of each uploaded window, in whole seconds [default: 10]" },
+	{ "app-name", 0, "name", F_RECORD, "Application name for --upload [default: the program's name, or pid-<pid>]" },
+	{ "tag", 0, "key=value", F_RECORD, "Label every uploaded window with key=value (repeatable)" },
+	{ "rotate", 0, "seconds", F_RECORD,
+	  "Write a new time-stamped file every <seconds> instead of one file for the whole run" },
 	{ "help", 'h', NULL, F_RECORD | F_TOP | F_DUMP | F_MERGE, "Print help" },
 };
 
@@ -164,6 +172,35 @@ static int set_value(struct config *c, const struct flag *f, const char *v, stru
 		if (errno || *end || end == v || r <= 0 || r > 1000000)
 			return err_set(e, E_ARG, "error: invalid value '%s' for '--rate <rate>': expected a positive integer", v);
 		c->rate = (int)r;
+	} else if (!strcmp(f->lng, "upload")) {
+		int rc = upload_check_url(v, e);
+		if (rc)
+			return rc;
+		c->upload = v;
+	} else if (!strcmp(f->lng, "interval") || !strcmp(f->lng, "rotate")) {
+		errno = 0;
+		long s = strtol(v, &end, 10);
+		if (errno || *end || end == v || s <= 0 || s > 86400)
+			return err_set(e, E_ARG, "error: invalid value '%s' for '--%s <seconds>': expected a whole number of seconds from 1 to 86400",
+				       v, f->lng);
+		if (f->lng[0] == 'i')
+			c->interval = (int)s;
+		else
+			c->rotate = (int)s;
+	} else if (!strcmp(f->lng, "app-name")) {
+		if (!*v || strpbrk(v, "{},="))
+			return err_set(e, E_ARG, "error: invalid value '%s' for '--app-name <name>': it must be non-empty, without '{', '}', ',' or '='", v);
+		c->app_name = v;
+	} else if (!strcmp(f->lng, "tag")) {
+		int rc = upload_check_tag(v, e);
+		if (rc)
+			return rc;
+		size_t n = 0;
+		while (c->tags && c->tags[n])
+			n++;
+		c->tags = xrealloc(c->tags, (n + 2) * sizeof(*c->tags));
+		c->tags[n] = (char *)v;
+		c->tags[n + 1] = NULL;
 	} else if (!strcmp(f->lng, "delay")) {
 		errno = 0;
 		double d = strtod(v, &end);
@@ -368,6 +405,11 @@ int cli_parse(struct config *c, int argc, char **argv, struct err *e)
 		return err_set(e, E_ARG, "Can't get native stack traces with the --nonblocking option.");
 	if (c->function && c->nolineno)
 		return err_set(e, E_ARG, "--function & --nolinenos can't be used together");
+	if (!c->upload && (c->interval || c->app_name || c->tags))
+		return err_set(e, E_ARG, "error: '--%s' needs '--upload <url>'",
+			       c->interval ? "interval" : c->app_name ? "app-name" : "tag");
+	if (c->upload && !c->interval)
+		c->interval = 10;
 	return 0;
 }
 
@@ -375,8 +417,27 @@ void cli_free(struct config *c)
 {
 	free((char *)c->title);
 	free(c->inputs);
+	free(c->tags);
+	c->tags = NULL;
 	c->title = NULL;
 	c->inputs = NULL;
+}
+
+/* A flag's help up to its first " [" (the defaults), with the characters a shell's completion
+ * syntax treats specially escaped: zsh _arguments descriptions ([, ], :, ') or fish -d ('). */
+static void print_desc(const char *help, bool zsh)
+{
+	const char *end = strstr(help, " [");
+	size_t n = end ? (size_t)(end - help) : strlen(help);
+	for (size_t i = 0; i < n; i++) {
+		char ch = help[i];
+		if (ch == '\'')
+			fputs(zsh ? "'\\''" : "\\'", stdout);
+		else if (zsh && (ch == '[' || ch == ']' || ch == ':' || ch == '\\'))
+			printf("\\%c", ch);
+		else
+			putchar(ch);
+	}
 }
 
 int cli_completions(const char *shell, struct err *e)
@@ -411,7 +472,11 @@ int cli_completions(const char *shell, struct err *e)
 			printf("    %s) _arguments", commands[k].name);
 			for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
 				if (flags[i].cmds & commands[k].bit)
-					printf(" '--%s[%s]%s'", flags[i].lng, "", flags[i].value ? ":value:" : "");
+				{
+					printf(" '--%s[", flags[i].lng);
+					print_desc(flags[i].help, true);
+					printf("]%s'", flags[i].value ? ":value:" : "");
+				}
 			printf(" '*:file:_files' ;;\n");
 		}
 		printf("    completions) _values 'shell' bash zsh fish ;;\n  esac\n}\n_mixspy \"$@\"\n");
@@ -426,9 +491,11 @@ int cli_completions(const char *shell, struct err *e)
 					printf("complete -c mixspy -n '__fish_seen_subcommand_from %s' -l %s", commands[k].name, flags[i].lng);
 					if (flags[i].shrt)
 						printf(" -s %c", flags[i].shrt);
-					printf("%s\n", flags[i].value ? " -r" : "");
+					printf("%s -d '", flags[i].value ? " -r" : "");
+					print_desc(flags[i].help, false);
+					printf("'\n");
 				}
-		printf("complete -c mixspy -n '__fish_seen_subcommand_from completions' -a 'bash zsh fish'\n");
+		printf("complete -c mixspy -n '__fish_seen_subcommand_from completions' -f -a 'bash zsh fish'\n");
 		return 0;
 	}
 	return err_set(e, E_ARG, "error: invalid value '%s' for '<shell>' [possible values: bash, zsh, fish]", shell);

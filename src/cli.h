@@ -53,6 +53,12 @@ struct config {
 	const char *shell;        /* completions */
 	char **inputs;            /* merge inputs (NULL-terminated) */
 	const char *title;        /* the whole mixspy command line */
+	/* continuous profiling (record) */
+	const char *upload;       /* --upload URL: Pyroscope-compatible /ingest endpoint */
+	int interval;             /* --interval seconds per uploaded window (default 10) */
+	int rotate;               /* --rotate seconds per time-stamped file; 0 = one file */
+	const char *app_name;     /* --app-name (default: the program's name or pid) */
+	char **tags;              /* --tag KEY=VALUE..., NULL-terminated, or NULL */
 };
 
 /* Parse argv. Returns 0, or E_ARG with a message (py-spy's wording where it has one). Help and

@@ -45,7 +45,9 @@ int main(int argc, char **argv)
 	if (rc) {
 		print_error(&e);
 		cli_free(&c);
-		return 2;
+		/* clap's usage errors ("error: ...") exit 2; py-spy's own checks of flag combinations
+		 * ("Can't get native stack traces with the --nonblocking option.") exit 1. */
+		return strncmp(e.msg, "error:", 6) == 0 ? 2 : 1;
 	}
 	int status = 0;
 	switch (c.cmd) {

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "native.h"
@@ -20,6 +22,8 @@ int spy_open(struct spy *s, pid_t pid, struct target *launched, const struct spy
 	     struct interner *strs, double timeout, struct err *e)
 {
 	memset(s, 0, sizeof(*s));
+	const char *stats = getenv("MIXSPY_STATS");
+	s->stats = stats && !strcmp(stats, "1");
 	s->strs = strs;
 	s->o = *o;
 	int rc;
@@ -62,8 +66,32 @@ int spy_open(struct spy *s, pid_t pid, struct target *launched, const struct spy
 	return 0;
 }
 
+static int float_cmp(const void *a, const void *b)
+{
+	float x = *(const float *)a, y = *(const float *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* MIXSPY_STATS=1 (for bench/run.sh): how long each target thread stood still per sample, and
+ * mixspy's peak RSS; one line on stderr, printed when the spy closes. */
+static void spy_report_stats(struct spy *s)
+{
+	size_t n = s->pause_us.n;
+	struct rusage ru;
+	long rss_kb = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1;
+	if (n)
+		qsort(s->pause_us.v, n, sizeof(float), float_cmp);
+#define PCT(p) (n ? s->pause_us.v[(size_t)((double)(n - 1) * (p))] : 0.0f)
+	fprintf(stderr, "mixspy-stats: pid %d pauses %zu pause_us p50 %.1f p90 %.1f p99 %.1f max %.1f maxrss_kb %ld\n",
+		(int)s->t.pid, n, PCT(0.5), PCT(0.9), PCT(0.99), PCT(1.0), rss_kb);
+#undef PCT
+}
+
 void spy_close(struct spy *s)
 {
+	if (s->stats && s->py)
+		spy_report_stats(s);
+	vec_free(&s->pause_us);
 	native_close(s);
 	py_close(s->py);
 	s->py = NULL;
@@ -72,6 +100,8 @@ void spy_close(struct spy *s)
 	vec_free(&s->frames);
 	vec_free(&s->frame_starts);
 	vec_free(&s->sample_threads);
+	vec_free(&s->first_read);
+	hmap_free(&s->ns_tids);
 	hmap_free(&s->running);
 }
 
@@ -101,19 +131,75 @@ static bool idle_by_frame(const struct py_thread *th)
 	return false;
 }
 
+/* The innermost pid of /proc/PID/task/TID/status's NSpid line: the thread's id in its own PID
+ * namespace. 0 when unknown. */
+static pid_t ns_tid_of(pid_t pid, pid_t tid)
+{
+	char path[80], buf[4096];
+	snprintf(path, sizeof path, "/proc/%d/task/%d/status", pid, tid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	pid_t last = 0;
+	while (fgets(buf, sizeof buf, f)) {
+		if (strncmp(buf, "NSpid:", 6) != 0)
+			continue;
+		char *p = buf + 6, *end;
+		for (long v; (v = strtol(p, &end, 10)), end != p; p = end)
+			last = v > 0 && v < INT32_MAX ? (pid_t)v : 0;
+		break;
+	}
+	fclose(f);
+	return last;
+}
+
+/* Is the target in another PID namespace than ours (a container)? Then the thread ids the
+ * interpreter stores (3.11+ native_thread_id) are that namespace's, not the ones we pause. */
+static bool other_pidns(struct spy *s)
+{
+	if (!s->pidns) {
+		char path[64];
+		struct stat a, b;
+		snprintf(path, sizeof path, "/proc/%d/ns/pid", s->t.pid);
+		s->pidns = stat(path, &a) == 0 && stat("/proc/self/ns/pid", &b) == 0 &&
+				   (a.st_ino != b.st_ino || a.st_dev != b.st_dev) ? 2 : 1;
+	}
+	return s->pidns == 2;
+}
+
 static void read_running(struct spy *s)
 {
 	pid_t *tids = NULL;
 	size_t n = 0;
+	bool ns = other_pidns(s);
 	hmap_clear(&s->running);
+	if (ns)
+		hmap_clear(&s->ns_tids);
 	if (target_threads(&s->t, &tids, &n, NULL))
 		return;
 	for (size_t i = 0; i < n; i++) {
 		int r = target_thread_running(&s->t, tids[i]);
 		if (r >= 0)
 			hmap_put(&s->running, (uint64_t)tids[i], (uint64_t)r);
+		pid_t inner = ns ? ns_tid_of(s->t.pid, tids[i]) : 0;
+		if (inner)
+			hmap_put(&s->ns_tids, (uint64_t)inner, (uint64_t)tids[i]);
 	}
 	free(tids);
+}
+
+/* Thread ids stored by the interpreter (3.11+), translated to ours for a namespaced target;
+ * an id with no match is dropped (the read then goes unpaused, checked for tearing). */
+static void translate_ns_tids(struct spy *s, struct py_thread *threads, size_t n)
+{
+	if (s->pidns != 2 || py_get_layout(s->py)->tstate_native_thread_id < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t tid = 0;
+		if (threads[i].os_tid && !hmap_get(&s->ns_tids, (uint64_t)threads[i].os_tid, &tid))
+			tid = 0;
+		threads[i].os_tid = (int)tid;
+	}
 }
 
 /*
@@ -121,18 +207,50 @@ static void read_running(struct spy *s)
  *   held      the thread holds the GIL (2.7-3.12: it is the GIL's holder, read once per tick;
  *             3.13+: its own tstate bit).
  *   waiting   --native: take_gil (or PyEval_RestoreThread & co.) is on its native stack; or, in
- *             every mode, it sleeps in futex() on an address inside the GIL's own mutex and
- *             condition variables (/proc/PID/task/TID/syscall: nr 202, first argument). A waiter
- *             sleeps (state S), so "running but not the holder" would never find it, and a thread
- *             sleeping on any other futex (a Lock, a Queue, a join) is idle, not waiting. The
- *             previous holder parked on switch_cond until a waiter takes over counts as waiting
- *             too: it is blocked by the GIL hand-off.
- *   released  running (state R) without the GIL: native code after Py_BEGIN_ALLOW_THREADS.
- *   idle      anything else.
+ *             every mode, it sits in futex() on an address inside the GIL's own mutex and
+ *             condition variables (py_gil_sync_range; 2.7: its semaphore), read from
+ *             /proc/PID/task/TID/syscall (nr 202 futex, or 219 restart_syscall after one of our
+ *             pauses, first argument). A waiter sleeps (state S), so "running but not the
+ *             holder" would never find it; a thread on any other futex (a Lock, a Queue, a join)
+ *             is idle. The previous holder parked on switch_cond until a waiter takes over
+ *             counts as waiting too: the GIL hand-off blocks it.
+ *             Blocking mode reads the file once the thread is paused: a waiter just woken but
+ *             not yet on a CPU reads R in /proc/.../stat and "running" in the syscall file, but
+ *             paused it shows the futex it is returning from (measured on the contention
+ *             workload: 15-30% of contender samples were such "released" waiters otherwise). A
+ *             thread R in stat but paused inside a futex of its own is parked (our previous pause
+ *             woke it and it was not back asleep yet): idle.
  * Waiting samples are kept without --idle: the thread wants to run Python.
  * Unknown where the GIL lives (stripped 2.7/3.6) or no OS tid (--nonblocking before 3.11): only
  * --native finds waiters.
  */
+/*
+ * A thread that runs while its frame chain is read (--nonblocking, or a thread we could not
+ * pause) can tear it: frames popped and pushed mid-walk give a chain that never existed. Read
+ * it a second time and keep it only when both reads saw the same frames running the same code;
+ * otherwise the sample is an error, not a stack. (The innermost line may differ: it is taken
+ * from the second read, which is the one kept.)
+ */
+static int check_not_torn(struct spy *s, struct py_thread *th, struct err *e)
+{
+	s->first_read.n = 0;
+	for (size_t k = 0; k < th->frames.n; k++) {
+		vec_push(&s->first_read, th->frames.v[k].addr);
+		vec_push(&s->first_read, th->frames.v[k].code);
+	}
+	bool truncated = th->truncated;
+	int rc = py_read_frames(s->py, th, s->o.linemode, e);
+	if (rc)
+		return rc;
+	bool same = th->frames.n * 2 == s->first_read.n && th->truncated == truncated;
+	for (size_t k = 0; same && k < th->frames.n; k++)
+		same = th->frames.v[k].addr == s->first_read.v[2 * k] && th->frames.v[k].code == s->first_read.v[2 * k + 1];
+	if (!same)
+		return err_set(e, E_READ, "The stack of thread %#lx changed while it was read (torn read)",
+			       (unsigned long)th->thread_id);
+	return 0;
+}
+
 static enum gil_state gil_state_of(bool active, bool owns_gil, bool waiting)
 {
 	if (owns_gil)
@@ -146,6 +264,18 @@ static enum gil_state gil_state_of(bool active, bool owns_gil, bool waiting)
 #define SYS_RESTART_SYSCALL_X86_64 219
 
 enum futex_wait { FUTEX_NONE, FUTEX_GIL, FUTEX_OTHER };
+
+/* x86_64 system calls that only wait (never work on the caller's behalf): poll, select, pause,
+ * nanosleep, wait4, waitid, epoll_wait, clock_nanosleep, pselect6, ppoll, epoll_pwait,
+ * epoll_pwait2. */
+static bool sleep_syscall(long nr)
+{
+	static const long nrs[] = { 7, 23, 34, 35, 61, 247, 232, 230, 270, 271, 281, 441 };
+	for (size_t i = 0; i < sizeof nrs / sizeof nrs[0]; i++)
+		if (nr == nrs[i])
+			return true;
+	return false;
+}
 
 /* Is tid asleep in futex(), on an address in [lo, hi) (the GIL) or elsewhere (a lock of its
  * own)? Reads /proc/PID/task/TID/syscall: "nr arg1 ... arg6 sp pc" in hex (nr in decimal),
@@ -165,7 +295,13 @@ static enum futex_wait futex_wait_of(const struct spy *s, pid_t tid, uint64_t lo
 	buf[r] = 0;
 	char *end;
 	long nr = strtol(buf, &end, 10);
-	if (end == buf || (nr != SYS_FUTEX_X86_64 && nr != SYS_RESTART_SYSCALL_X86_64))
+	if (end == buf)
+		return FUTEX_NONE;
+	/* Parked in a sleep of its own (time.sleep is select before 3.11, clock_nanosleep after):
+	 * a thread our last pause woke is runnable for a moment on its way back in. */
+	if (sleep_syscall(nr))
+		return FUTEX_OTHER;
+	if (nr != SYS_FUTEX_X86_64 && nr != SYS_RESTART_SYSCALL_X86_64)
 		return FUTEX_NONE;
 	unsigned long long uaddr = strtoull(end, &end, 16);
 	return uaddr >= lo && uaddr < hi ? FUTEX_GIL : FUTEX_OTHER;
@@ -195,6 +331,7 @@ int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct e
 	/* Activity first, for every thread at once: pausing a thread (even to map its tid) wakes
 	 * it, and a paused thread always reads as sleeping. */
 	read_running(s);
+	translate_ns_tids(s, threads, nthreads);
 	/* Versions before 3.11 don't store the OS tid; pausing needs it (nonblocking mode goes
 	 * without, as py-spy does). */
 	if (!s->o.nonblocking)
@@ -216,6 +353,7 @@ int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct e
 			py_gil_sync_range(s->py, &gil_lo, &gil_hi);
 		}
 		bool paused = false;
+		double pause_t0 = s->stats ? now_monotonic() : 0;
 		if (!s->o.nonblocking && th->os_tid) {
 			if (target_pause_thread(&s->t, th->os_tid, NULL) == 0)
 				paused = true;
@@ -233,11 +371,15 @@ int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct e
 			running = 0;
 		struct err fe = { 0 };
 		rc = py_read_frames(s->py, th, s->o.linemode, &fe);
+		if (!rc && !paused)
+			rc = check_not_torn(s, th, &fe);
 		void *native_snapshot = NULL;
 		if (!rc && paused && s->o.native)
 			native_capture(s, th->os_tid, &native_snapshot);
 		if (paused)
 			target_resume_thread(&s->t, th->os_tid);
+		if (paused && s->stats)
+			vec_push(&s->pause_us, (float)((now_monotonic() - pause_t0) * 1e6));
 		if (rc) {
 			s->errors++;
 			snprintf(s->last_error, sizeof s->last_error, "%s", fe.msg);
@@ -266,6 +408,10 @@ int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct e
 				vec_push(&s->frames, f);
 			}
 		}
+		/* A thread with no frame at all (starting up, or finalizing as the process exits) has
+		 * nothing to show: every writer would drop it, so it is not a sample. */
+		if (s->frames.n == start)
+			continue;
 		struct sample smp = {
 			.pid = s->t.pid, .thread_id = th->thread_id, .os_tid = th->os_tid, .thread_name = th->name,
 			.process_cmdline = s->t.cmdline, .active = active, .owns_gil = th->holds_gil,

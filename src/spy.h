@@ -36,8 +36,13 @@ struct spy {
 	VEC(size_t) frame_starts;
 	VEC(struct py_thread *) sample_threads;   /* the Python thread of each sample */
 	struct hmap running;          /* tid -> 1 running / 0 not, read at the start of a sample */
+	VEC(uint64_t) first_read;     /* --nonblocking: frame and code addresses of the first read */
+	int pidns;                    /* target's PID namespace: 0 not checked yet, 1 ours, 2 another */
+	struct hmap ns_tids;          /* pidns 2: the target's own thread ids -> ours (from NSpid) */
 	uint64_t errors;
 	uint64_t merge_mismatches;
+	bool stats;                   /* MIXSPY_STATS=1: time every pause, report them at spy_close */
+	VEC(float) pause_us;          /* pause -> resume of each sampled thread, microseconds */
 	uint64_t maps_checked_generation;
 	double last_maps_check;
 	char last_error[512];

@@ -4,6 +4,7 @@
  * at a time with PTRACE_SEIZE + PTRACE_INTERRUPT (never PTRACE_ATTACH's SIGSTOP).
  */
 #include "target.h"
+#include "sudo.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -159,6 +160,8 @@ int target_attach(struct target *t, pid_t pid, struct err *e)
 int target_launch(struct target *t, char *const argv[], struct err *e)
 {
 	int pfd[2];
+	struct sudo_user su;   /* under sudo, the program runs as the invoking user */
+	sudo_user_get(&su);
 	if (pipe2(pfd, O_CLOEXEC) < 0)
 		return err_set(e, E_IO, "pipe: %s", strerror(errno));
 	pid_t pid = fork();
@@ -166,8 +169,10 @@ int target_launch(struct target *t, char *const argv[], struct err *e)
 		return err_set(e, E_IO, "fork: %s", strerror(errno));
 	if (pid == 0) {
 		close(pfd[0]);
-		execvp(argv[0], argv);
-		int err = errno;
+		int drop = sudo_user_become(&su);
+		if (drop == 0)
+			execvp(argv[0], argv);
+		int err = drop ? -drop : errno;
 		ssize_t w = write(pfd[1], &err, sizeof err);
 		(void)w;
 		_exit(127);

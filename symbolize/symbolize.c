@@ -39,6 +39,7 @@ struct symbolizer {
 	Dwfl_Callbacks callbacks;
 	char *debuginfo_path;
 	uint64_t maps_generation;
+	uint64_t modules_sig;           /* sym_modules_sig of the maps last reported */
 	bool stale;
 	struct hmap cache;              /* pc (| SYM_RETURN_BIT) -> index into spans */
 	struct hmap parts;              /* start of an unnamed FDE range -> interned name or 0 */
@@ -100,6 +101,22 @@ static void sym_report_modules(struct symbolizer *s)
 	s->stale = false;
 }
 
+/* A digest of the file mappings: the maps change all the time (malloc, numpy's arrays), the
+ * modules only on dlopen / dlclose. */
+static uint64_t sym_modules_sig(const struct target *t)
+{
+	uint64_t h = 0;
+	for (size_t i = 0; i < t->maps.n; i++) {
+		const struct map *mp = &t->maps.v[i];
+		if (!sym_map_is_file(mp))
+			continue;
+		uint64_t f[4] = { mp->start, mp->end, mp->offset, mp->inode };
+		h = hash_bytes(f, sizeof(f), h);
+		h = hash_bytes(mp->path, strlen(mp->path), h);
+	}
+	return h;
+}
+
 static void sym_cache_clear(struct symbolizer *s)
 {
 	hmap_clear(&s->cache);
@@ -110,10 +127,24 @@ static void sym_cache_clear(struct symbolizer *s)
 
 static void sym_sync(struct symbolizer *s)
 {
-	if (s->stale || s->maps_generation != s->t->maps_generation) {
-		sym_report_modules(s);
-		sym_cache_clear(s);
+	if (!s->stale && s->maps_generation == s->t->maps_generation)
+		return;
+	uint64_t sig = sym_modules_sig(s->t);
+	if (!s->stale && sig == s->modules_sig) {
+		s->maps_generation = s->t->maps_generation;
+		return;
 	}
+	/* Start over rather than re-report into the old Dwfl: a module reported at an address
+	 * that an unloaded one still holds there fails ("address range overlaps an existing
+	 * module"), and dlopen is rare enough that reloading DWARF on demand is cheap. */
+	Dwfl *fresh = dwfl_begin(&s->callbacks);
+	if (fresh) {
+		dwfl_end(s->dwfl);
+		s->dwfl = fresh;
+	}
+	s->modules_sig = sig;
+	sym_report_modules(s);
+	sym_cache_clear(s);
 }
 
 /* ---- resolving one address ------------------------------------------------------------------- */

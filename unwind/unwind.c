@@ -89,6 +89,7 @@ struct unwinder {
 	VEC(struct unwind_module) mods;
 	VEC(struct unwind_range) ranges;
 	uint64_t maps_generation;
+	uint64_t modules_sig;   /* modules_sig of the maps the module table was built from */
 	bool stale;
 	struct hmap manual;     /* pc -> encoded manual step (see manual_decode) */
 	csh cs;
@@ -163,10 +164,62 @@ static void unwinder_rebuild(struct unwinder *u)
 	unw_flush_cache(u->as, 0, 0);
 }
 
+/* The maps moved but hold the same modules: rebuild the range table only, pointing file ranges
+ * at the modules we have (they appear in the maps in the order unwinder_rebuild made them). */
+static void unwinder_ranges_only(struct unwinder *u)
+{
+	struct target *t = u->t;
+	u->ranges.n = 0;
+	size_t next = 0;
+	for (size_t i = 0; i < t->maps.n; i++) {
+		const struct map *mp = &t->maps.v[i];
+		struct unwind_range r = { .start = mp->start, .end = mp->end, .module = UNWIND_NO_MODULE,
+					  .x = mp->x, .file = map_is_file(mp) };
+		if (r.file || (mp->path && strcmp(mp->path, "[vdso]") == 0)) {
+			while (next < u->mods.n && !(mp->start >= u->mods.v[next].lo && mp->end <= u->mods.v[next].hi))
+				next++;
+			if (next == u->mods.n) {
+				unwinder_rebuild(u);
+				return;
+			}
+			r.module = (uint32_t)next;
+			r.file = true;
+		}
+		vec_push(&u->ranges, r);
+	}
+	u->maps_generation = t->maps_generation;
+}
+
+/* A digest of the file and executable mappings: the maps change all the time (malloc, numpy's
+ * arrays), the modules and code ranges only on dlopen / dlclose / JIT. */
+static uint64_t modules_sig(const struct target *t)
+{
+	uint64_t h = 0;
+	for (size_t i = 0; i < t->maps.n; i++) {
+		const struct map *mp = &t->maps.v[i];
+		if (!map_is_file(mp) && !mp->x)
+			continue;
+		uint64_t f[5] = { mp->start, mp->end, mp->offset, mp->inode, mp->x };
+		h = hash_bytes(f, sizeof(f), h);
+		if (mp->path)
+			h = hash_bytes(mp->path, strlen(mp->path), h);
+	}
+	return h;
+}
+
 static void unwinder_sync(struct unwinder *u)
 {
-	if (u->stale || u->maps_generation != u->t->maps_generation)
-		unwinder_rebuild(u);
+	if (!u->stale && u->maps_generation == u->t->maps_generation)
+		return;
+	uint64_t sig = modules_sig(u->t);
+	if (!u->stale && sig == u->modules_sig) {
+		/* Same modules; only the anonymous ranges moved. The range table is rebuilt cheaply
+		 * (live reads are bounded by it), the loaded modules and caches are kept. */
+		unwinder_ranges_only(u);
+		return;
+	}
+	u->modules_sig = sig;
+	unwinder_rebuild(u);
 }
 
 static const struct unwind_range *range_at(const struct unwinder *u, uint64_t addr)
