@@ -223,7 +223,7 @@ int sampler_run(const struct config *c, struct interner *strs, const struct samp
 		rng = 1;
 	sm.start = now_monotonic();
 	sm.start_wall = now_wall();
-	double next = sm.start, last_child_scan = sm.start, last_late_report = 0;
+	double next = sm.start, ideal = sm.start, last_child_scan = sm.start, last_late_report = 0;
 	for (;;) {
 		if (sampler_stop_signal) {
 			sm.reason = STOP_SIGNAL;
@@ -282,25 +282,32 @@ int sampler_run(const struct config *c, struct interner *strs, const struct samp
 			sm.reason = STOP_EXITED;
 			break;
 		}
-		next += exp_gap((double)c->rate, &rng);
+		/* The schedule is absolute, but a late tick never causes a burst of catch-up ticks
+		 * (they would over-count whatever the program does at that moment): the next tick is
+		 * a fresh gap from now. How far behind the ideal schedule we are is still tracked and
+		 * reported once per second when it passes a second. */
+		double gap = exp_gap((double)c->rate, &rng);
+		ideal += gap;
+		next += gap;
 		now = now_monotonic();
-		if (now > next + 1.0) {
+		if (now > next) {
 			sm.late_ticks++;
-			if (now - next > sm.max_lateness)
-				sm.max_lateness = now - next;
-			if (now - last_late_report >= 1.0) {
-				last_late_report = now;
-				fprintf(stderr, "mixspy> %.2fs behind in sampling, results may be inaccurate. Try reducing the sampling rate\n",
-					now - next);
-			}
-			/* Don't try to catch up with a burst: resume the schedule from now. */
 			next = now;
-		} else if (h->idle) {
+		}
+		double behind = now - ideal;
+		if (behind > sm.max_lateness)
+			sm.max_lateness = behind;
+		if (behind > 1.0 && now - last_late_report >= 1.0) {
+			last_late_report = now;
+			fprintf(stderr, "mixspy> %.2fs behind in sampling, results may be inaccurate. Try reducing the sampling rate\n",
+				behind);
+		}
+		if (h->idle) {
 			if (h->idle(h->ctx, &sm, next)) {
 				sm.reason = STOP_HOOK;
 				break;
 			}
-		} else {
+		} else if (next > now) {
 			sleep_until(next);
 		}
 	}

@@ -370,16 +370,24 @@ int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct e
 		if (paused && fw == FUTEX_OTHER)
 			running = 0;
 		struct err fe = { 0 };
-		rc = py_read_frames(s->py, th, s->o.linemode, &fe);
-		if (!rc && !paused)
-			rc = check_not_torn(s, th, &fe);
 		void *native_snapshot = NULL;
-		if (!rc && paused && s->o.native)
-			native_capture(s, th->os_tid, &native_snapshot);
-		if (paused)
+		if (paused) {
+			/* Paused: copy only what changes (the frame chain, who holds the GIL now, the
+			 * native registers and stack top); the rest is worked out once it runs again. */
+			rc = py_copy_frames(s->py, th, &fe);
+			th->holds_gil = py_thread_holds_gil(s->py, th);
+			if (!rc && s->o.native)
+				native_capture(s, th->os_tid, &native_snapshot);
 			target_resume_thread(&s->t, th->os_tid);
-		if (paused && s->stats)
-			vec_push(&s->pause_us, (float)((now_monotonic() - pause_t0) * 1e6));
+			if (s->stats)
+				vec_push(&s->pause_us, (float)((now_monotonic() - pause_t0) * 1e6));
+			if (!rc)
+				rc = py_decode_frames(s->py, th, s->o.linemode, &fe);
+		} else {
+			rc = py_read_frames(s->py, th, s->o.linemode, &fe);
+			if (!rc)
+				rc = check_not_torn(s, th, &fe);
+		}
 		if (rc) {
 			s->errors++;
 			snprintf(s->last_error, sizeof s->last_error, "%s", fe.msg);

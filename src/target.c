@@ -262,6 +262,38 @@ int target_read(struct target *t, uint64_t addr, void *buf, size_t len)
 	return (size_t)r == len ? 0 : E_READ;
 }
 
+size_t target_readv(struct target *t, const struct target_iov *iov, size_t n, bool *ok)
+{
+	size_t done = 0, good = 0;
+	while (done < n) {
+		/* process_vm_readv stops at the first remote range it can't read: read batches, and
+		 * after a short batch, retry its failing item alone so one bad pointer costs one item. */
+		struct iovec local[256], remote[256];
+		size_t k = 0;
+		for (; k < 256 && done + k < n; k++) {
+			local[k].iov_base = iov[done + k].buf;
+			local[k].iov_len = iov[done + k].len;
+			remote[k].iov_base = (void *)(uintptr_t)iov[done + k].addr;
+			remote[k].iov_len = iov[done + k].len;
+		}
+		ssize_t r = t->no_vm_readv ? -1 : process_vm_readv(t->pid, local, k, remote, k, 0);
+		size_t got = r > 0 ? (size_t)r : 0, i = 0;
+		for (; i < k && got >= iov[done + i].len; i++) {
+			got -= iov[done + i].len;
+			ok[done + i] = true;
+			good++;
+		}
+		if (i < k) {
+			/* item i was short: read it alone (falls back to /proc/PID/mem if needed) */
+			ok[done + i] = target_read(t, iov[done + i].addr, iov[done + i].buf, iov[done + i].len) == 0;
+			good += ok[done + i];
+			i++;
+		}
+		done += i;
+	}
+	return good;
+}
+
 int target_read_cstr(struct target *t, uint64_t addr, char *buf, size_t max)
 {
 	if (max == 0)

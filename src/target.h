@@ -49,6 +49,14 @@ void target_close(struct target *t);
 int target_read(struct target *t, uint64_t addr, void *buf, size_t len);
 /* Read up to len bytes, returning how many were read (>= 0) or a negative code. */
 ssize_t target_read_partial(struct target *t, uint64_t addr, void *buf, size_t len);
+/* Many reads in one system call (process_vm_readv with several remote iovecs). ok[i] tells
+ * whether read i was complete. Returns the number of complete reads. */
+struct target_iov {
+	uint64_t addr;
+	void *buf;
+	size_t len;
+};
+size_t target_readv(struct target *t, const struct target_iov *iov, size_t n, bool *ok);
 /* Read a NUL-terminated string of at most max-1 bytes. */
 int target_read_cstr(struct target *t, uint64_t addr, char *buf, size_t max);
 static inline int target_read_u64(struct target *t, uint64_t addr, uint64_t *v) { return target_read(t, addr, v, 8); }

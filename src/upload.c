@@ -20,7 +20,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <fcntl.h>
 
 #include "cli.h"
 

@@ -47,8 +47,16 @@ struct py_proc {
 	struct hmap tid_tried;        /* thread ids the last mapping covered */
 	struct hmap thread_names;     /* thread_id -> interned name ptr */
 	uint64_t names_generation;    /* thread list changes -> names re-read */
-	uint8_t *framebuf;            /* scratch for one frame / code object */
-	size_t framebuf_len;
+	/* Memory copied in bulk for the current py_copy_frames (3.11+ data stack chunks). */
+	struct py_region { uint64_t addr; size_t len; uint8_t *buf; size_t cap; } regions[2];
+	int nregions;
+	/* py_decode_frames scratch: distinct code objects of one sample and their bytes */
+	VEC(uint64_t) batch_codes;
+	VEC(struct target_iov) batch_iov;
+	VEC(bool) batch_ok;
+	uint8_t *batch_buf;
+	size_t batch_cap;
+	uint64_t gil_ptr;             /* 3.12+: cached interp->ceval.gil */
 	struct strbuf scratch;
 };
 

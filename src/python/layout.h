@@ -138,6 +138,9 @@ struct py_layout {
 	int dictunicodeentry_size;      /* 3.11+: 16 */
 	int py2_dict_mask;              /* 2.7 PyDictObject ma_mask, ma_table */
 	int py2_dict_table;
+
+	/* 3.11+: the thread's data stack (where its _PyInterpreterFrames live), read in one go */
+	int tstate_datastack_chunk;
 };
 
 /* The built-in table for a version, or NULL when unknown. */

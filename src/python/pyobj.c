@@ -833,7 +833,7 @@ static void add_int(struct strbuf *sb, const char *tname, int64_t v)
 
 static int repr_value(struct py_reader *r, uint64_t addr, long max, int depth, struct strbuf *sb)
 {
-	if (max <= 5 || depth > PYOBJ_MAX_DEPTH) {
+	if (max <= 5 || depth > PYOBJ_MAX_DEPTH || r->repr_nodes-- <= 0) {
 		sb_adds(sb, "...");
 		return 0;
 	}
@@ -891,6 +891,7 @@ int pyobj_repr(struct py_reader *r, uint64_t addr, size_t budget, struct strbuf 
 {
 	size_t start = sb->len;
 	long max = budget > (1u << 30) ? (long)(1u << 30) : (long)budget;
+	r->repr_nodes = PYOBJ_MAX_REPR_NODES;
 	int rc = repr_value(r, addr, max, 0, sb);
 	if (rc) {
 		sb_truncate(sb, start);

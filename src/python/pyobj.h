@@ -22,6 +22,7 @@ struct py_reader {
 	int major, minor;
 	/* addresses of a few type objects (0 when unknown), for type checks */
 	uint64_t type_code, type_unicode, type_str2, type_bytes;
+	long repr_nodes;      /* objects the current pyobj_repr may still visit (set by it) */
 };
 
 /* Read a str (3.x unicode, or 2.7 str/unicode) as UTF-8 into sb (appended). */
@@ -33,6 +34,8 @@ int pyobj_type_name(struct py_reader *r, uint64_t addr, struct strbuf *sb);
 
 #define PYOBJ_MAX_ITEMS 100000   /* containers with more items (or dict slots) are refused */
 #define PYOBJ_MAX_DEPTH 32       /* nesting depth of a repr; deeper values print as "..." */
+#define PYOBJ_MAX_REPR_NODES 4096 /* objects one repr visits; more print as "..." (a list holding
+				     itself n times would otherwise cost n^depth reads) */
 
 /* tp_flags bits that mark the built-in families (their meaning is the same in 2.7 and 3.x, except
  * that 2.7 calls 1 << 27 "string" and 1 << 28 "unicode"). */

@@ -398,8 +398,16 @@ void py_close(struct py_proc *p)
 {
 	if (!p)
 		return;
-	for (size_t i = 0; i < p->threads.n; i++)
+	for (size_t i = 0; i < p->threads.n; i++) {
 		vec_free(&p->threads.v[i].frames);
+		vec_free(&p->threads.v[i].raw);
+	}
+	for (int i = 0; i < 2; i++)
+		free(p->regions[i].buf);
+	vec_free(&p->batch_codes);
+	vec_free(&p->batch_iov);
+	vec_free(&p->batch_ok);
+	free(p->batch_buf);
 	vec_free(&p->threads);
 	for (size_t i = 0; i < p->codes.n; i++)
 		free(p->codes.v[i].table);
@@ -409,7 +417,6 @@ void py_close(struct py_proc *p)
 	hmap_free(&p->tid_map);
 	hmap_free(&p->tid_tried);
 	hmap_free(&p->thread_names);
-	free(p->framebuf);
 	free(p->binary);
 	sb_free(&p->scratch);
 	free(p);
@@ -470,15 +477,6 @@ static const char *read_str_interned(struct py_proc *p, uint64_t addr)
 	return intern_n(p->strs, p->scratch.buf ? p->scratch.buf : "", p->scratch.len);
 }
 
-static void *scratch(struct py_proc *p, size_t n)
-{
-	if (p->framebuf_len < n) {
-		p->framebuf = xrealloc(p->framebuf, n);
-		p->framebuf_len = n;
-	}
-	return p->framebuf;
-}
-
 static uint64_t field_u64(const uint8_t *buf, int off)
 {
 	uint64_t v;
@@ -493,13 +491,11 @@ static int32_t field_i32(const uint8_t *buf, int off)
 	return v;
 }
 
-static const struct py_code *get_code(struct py_proc *p, uint64_t addr)
+/* The code object at addr, whose first code_size bytes are in buf: from the cache when those
+ * bytes still describe the cached object, else read again (names, line table). */
+static const struct py_code *code_from_buf(struct py_proc *p, uint64_t addr, const uint8_t *buf)
 {
 	const struct py_layout *L = &p->layout;
-	size_t size = (size_t)L->code_size;
-	uint8_t *buf = scratch(p, size);
-	if (!addr || (addr & 7) || target_read(p->t, addr, buf, size))
-		return NULL;
 	if (p->rd.type_code && field_u64(buf, L->ob_type) != p->rd.type_code)
 		return NULL;
 	uint64_t name_ptr = field_u64(buf, L->code_qualname >= 0 ? L->code_qualname : L->code_name);
@@ -771,7 +767,53 @@ static void mark_last_entry(struct py_thread *th)
 		th->frames.v[th->frames.n - 1].is_entry = true;
 }
 
-static int read_frames_object(struct py_proc *p, struct py_thread *th, enum py_linemode mode)
+/* Read len bytes at addr, from a region copied in bulk when it covers them. */
+static int mem_read(struct py_proc *p, uint64_t addr, void *buf, size_t len)
+{
+	for (int i = 0; i < p->nregions; i++) {
+		const struct py_region *r = &p->regions[i];
+		if (addr >= r->addr && addr + len <= r->addr + r->len && addr + len >= addr) {
+			memcpy(buf, r->buf + (addr - r->addr), len);
+			return 0;
+		}
+	}
+	return target_read(p->t, addr, buf, len);
+}
+
+/* 3.11+: copy the used part of the thread's current data-stack chunk (where its frames live)
+ * with one read, so walking the chain costs no further system calls. */
+#define MAX_CHUNK_COPY (512u << 10)
+
+static void copy_datastack(struct py_proc *p, const struct py_thread *th)
+{
+	const struct py_layout *L = &p->layout;
+	uint64_t ptrs[2];   /* datastack_chunk, datastack_top (adjacent in 3.11-3.14) */
+	p->nregions = 0;
+	if (L->tstate_datastack_chunk < 0 ||
+	    target_read(p->t, th->tstate + (uint64_t)L->tstate_datastack_chunk, ptrs, sizeof ptrs))
+		return;
+	uint64_t chunk = ptrs[0], top = ptrs[1];
+	if (!chunk || top <= chunk || (chunk & 7))
+		return;
+	uint64_t start = chunk, len = top - chunk + 128;   /* +128: the innermost frame's header */
+	if (len > MAX_CHUNK_COPY) {
+		start = top + 128 - MAX_CHUNK_COPY;
+		len = MAX_CHUNK_COPY;
+	}
+	struct py_region *r = &p->regions[0];
+	if (r->cap < len) {
+		r->buf = xrealloc(r->buf, len);
+		r->cap = len;
+	}
+	ssize_t got = target_read_partial(p->t, start, r->buf, len);
+	if (got <= 0)
+		return;
+	r->addr = start;
+	r->len = (size_t)got;
+	p->nregions = 1;
+}
+
+static int copy_frames_object(struct py_proc *p, struct py_thread *th)
 {
 	const struct py_layout *L = &p->layout;
 	uint64_t f;
@@ -786,25 +828,21 @@ static int read_frames_object(struct py_proc *p, struct py_thread *th, enum py_l
 	if (want > sizeof fbuf)
 		return E_INTERNAL;
 	for (int depth = 0; f; depth++) {
-		if (depth >= MAX_FRAMES || (f & 7)) {
+		if (depth >= MAX_FRAMES) {
 			th->truncated = true;
-			return depth >= MAX_FRAMES ? 0 : E_READ;
+			return 0;
 		}
-		if (target_read(p->t, f, fbuf, want))
+		if ((f & 7) || target_read(p->t, f, fbuf, want))
 			return E_READ;
-		uint64_t code = field_u64(fbuf, L->frame_code);
-		int lasti = field_i32(fbuf, L->frame_lasti);
-		const struct py_code *c = get_code(p, code);
-		if (!c)
-			return E_READ;
-		int64_t addr = L->linetable == PYLINES_310 ? (int64_t)lasti * 2 : lasti;
-		push_frame(th, c, f, line_of(p, c, addr, mode), true);
+		struct py_rawframe r = { .frame = f, .code = field_u64(fbuf, L->frame_code),
+					 .lasti = field_i32(fbuf, L->frame_lasti), .is_entry = true };
+		vec_push(&th->raw, r);
 		f = field_u64(fbuf, L->frame_back);
 	}
 	return 0;
 }
 
-static int read_frames_interp(struct py_proc *p, struct py_thread *th, enum py_linemode mode)
+static int copy_frames_interp(struct py_proc *p, struct py_thread *th)
 {
 	const struct py_layout *L = &p->layout;
 	uint64_t f;
@@ -819,6 +857,9 @@ static int read_frames_interp(struct py_proc *p, struct py_thread *th, enum py_l
 	} else if (target_read_u64(p->t, th->tstate + (uint64_t)L->tstate_current_frame, &f)) {
 		return E_READ;
 	}
+	if (!f)
+		return 0;
+	copy_datastack(p, th);
 	size_t want = 0;
 	int fields[] = { L->iframe_previous, L->iframe_code, L->iframe_instr, L->iframe_is_entry, L->iframe_owner };
 	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
@@ -828,63 +869,164 @@ static int read_frames_interp(struct py_proc *p, struct py_thread *th, enum py_l
 	if (want > sizeof fbuf)
 		return E_INTERNAL;
 	for (int depth = 0; f; depth++) {
-		if (depth >= MAX_FRAMES || (f & 7)) {
+		if (depth >= MAX_FRAMES) {
 			th->truncated = true;
-			return depth >= MAX_FRAMES ? 0 : E_READ;
+			return 0;
 		}
-		if (target_read(p->t, f, fbuf, want))
+		if ((f & 7) || mem_read(p, f, fbuf, want))
 			return E_READ;
-		uint64_t prev = field_u64(fbuf, L->iframe_previous);
-		uint64_t code = field_u64(fbuf, L->iframe_code);
-		int owner = L->iframe_owner >= 0 ? fbuf[L->iframe_owner] : 0;
-		bool entry = L->iframe_is_entry >= 0 && fbuf[L->iframe_is_entry];
+		struct py_rawframe r = {
+			.frame = f,
+			.code = field_u64(fbuf, L->iframe_code),
+			.instr = field_u64(fbuf, L->iframe_instr),
+			.owner = L->iframe_owner >= 0 ? fbuf[L->iframe_owner] : 0,
+			.is_entry = L->iframe_is_entry >= 0 && fbuf[L->iframe_is_entry],
+		};
 		if (L->frame_model == PYFRAME_314)
-			code &= ~(uint64_t)3;   /* 3.14: f_executable is a tagged _PyStackRef */
-		/* 3.12+: frames owned by the C stack / the interpreter are the shims an eval call
-		 * pushes below the first Python frame it runs: they end the current group. */
-		bool shim = (L->frame_model == PYFRAME_312 || L->frame_model == PYFRAME_313) ? owner == 3
-			  : L->frame_model == PYFRAME_314 ? owner >= 3 : false;
-		if (shim) {
-			mark_last_entry(th);
-			f = prev;
+			r.code &= ~(uint64_t)3;   /* 3.14: f_executable is a tagged _PyStackRef */
+		vec_push(&th->raw, r);
+		f = field_u64(fbuf, L->iframe_previous);
+	}
+	return 0;
+}
+
+int py_copy_frames(struct py_proc *p, struct py_thread *th, struct err *e)
+{
+	th->raw.n = 0;
+	th->frames.n = 0;
+	th->truncated = false;
+	int rc = p->layout.frame_model == PYFRAME_OBJECT ? copy_frames_object(p, th) : copy_frames_interp(p, th);
+	p->nregions = 0;
+	if (rc)
+		return err_set(e, target_alive(p->t) ? rc : E_NOPROC, "Failed to read the frames of thread %#lx",
+			       (unsigned long)th->thread_id);
+	return 0;
+}
+
+/* 3.12+: frames owned by the C stack (3.12, 3.13: owner 3) or the interpreter (3.14: owner >= 3)
+ * are the shims an eval call pushes below the first Python frame it runs. */
+static bool is_shim(const struct py_layout *L, uint8_t owner)
+{
+	if (L->frame_model == PYFRAME_312 || L->frame_model == PYFRAME_313)
+		return owner == 3;
+	return L->frame_model == PYFRAME_314 && owner >= 3;
+}
+
+/* Read every distinct code object of th->raw with one vectored read; returns the number of
+ * distinct objects, whose bytes are at p->batch_buf + i * code_size. */
+static size_t read_codes(struct py_proc *p, const struct py_thread *th)
+{
+	const struct py_layout *L = &p->layout;
+	size_t size = (size_t)L->code_size;
+	p->batch_codes.n = 0;
+	for (size_t i = 0; i < th->raw.n; i++) {
+		uint64_t c = th->raw.v[i].code;
+		if (!c || is_shim(L, th->raw.v[i].owner))
+			continue;
+		bool seen = false;
+		for (size_t k = p->batch_codes.n; k-- > 0 && !seen;)
+			seen = p->batch_codes.v[k] == c;
+		if (!seen)
+			vec_push(&p->batch_codes, c);
+	}
+	size_t n = p->batch_codes.n;
+	if (p->batch_cap < n * size) {
+		p->batch_cap = n * size;
+		p->batch_buf = xrealloc(p->batch_buf, p->batch_cap);
+	}
+	vec_reserve(&p->batch_iov, n);
+	vec_reserve(&p->batch_ok, n);
+	for (size_t i = 0; i < n; i++) {
+		p->batch_iov.v[i] = (struct target_iov){ p->batch_codes.v[i], p->batch_buf + i * size, size };
+		p->batch_ok.v[i] = false;
+	}
+	target_readv(p->t, p->batch_iov.v, n, p->batch_ok.v);
+	return n;
+}
+
+static const struct py_code *code_of(struct py_proc *p, uint64_t addr, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p->batch_codes.v[i] == addr)
+			return p->batch_ok.v[i] && !(addr & 7)
+				       ? code_from_buf(p, addr, p->batch_buf + i * (size_t)p->layout.code_size)
+				       : NULL;
+	return NULL;
+}
+
+int py_decode_frames(struct py_proc *p, struct py_thread *th, enum py_linemode mode, struct err *e)
+{
+	const struct py_layout *L = &p->layout;
+	size_t ncodes = read_codes(p, th);
+	th->frames.n = 0;
+	for (size_t i = 0; i < th->raw.n; i++) {
+		const struct py_rawframe *r = &th->raw.v[i];
+		if (L->frame_model != PYFRAME_OBJECT && is_shim(L, r->owner)) {
+			mark_last_entry(th);   /* a shim ends the group above it */
 			continue;
 		}
-		const struct py_code *c = get_code(p, code);
+		const struct py_code *c = code_of(p, r->code, ncodes);
 		if (!c) {
 			/* 3.13+: f_executable may legitimately be something else than code. */
-			if (L->frame_model >= PYFRAME_313) {
-				f = prev;
+			if (L->frame_model >= PYFRAME_313)
+				continue;
+			return err_set(e, target_alive(p->t) ? E_READ : E_NOPROC,
+				       "Failed to read a code object of thread %#lx", (unsigned long)th->thread_id);
+		}
+		int64_t addr;
+		if (L->frame_model == PYFRAME_OBJECT) {
+			addr = L->linetable == PYLINES_310 ? (int64_t)r->lasti * 2 : r->lasti;
+		} else {
+			addr = (int64_t)(r->instr - (r->code + (uint64_t)L->code_code_adaptive));
+			/* Incomplete frames (not yet at their first traceable instruction) are hidden by
+			 * CPython; skip them but keep their group boundary. Generator frames never are. */
+			if (r->owner != 1 && addr >= -2 && addr < (int64_t)c->firsttraceable * 2) {
+				if (r->is_entry)
+					mark_last_entry(th);
 				continue;
 			}
-			return E_READ;
+			if (c->ncodeunits > 0 && (addr < -2 || addr > c->ncodeunits * 2))
+				return err_set(e, E_READ, "Torn frame in thread %#lx (instruction outside its code)",
+					       (unsigned long)th->thread_id);
 		}
-		uint64_t instr = field_u64(fbuf, L->iframe_instr);
-		int64_t addr = (int64_t)(instr - (code + (uint64_t)L->code_code_adaptive));
-		/* Incomplete frames (not yet at their first traceable instruction) are hidden by
-		 * CPython; skip them but keep their group boundary. Generator frames are never so. */
-		if (owner != 1 && addr >= -2 && addr < (int64_t)c->firsttraceable * 2) {
-			if (entry)
-				mark_last_entry(th);
-			f = prev;
-			continue;
-		}
-		if (c->ncodeunits > 0 && (addr < -2 || addr > c->ncodeunits * 2))
-			return E_READ;   /* torn read: the instruction pointer is not in this code */
-		push_frame(th, c, f, line_of(p, c, addr, mode), entry);
-		f = prev;
+		push_frame(th, c, r->frame, line_of(p, c, addr, mode), r->is_entry);
 	}
+	/* The oldest frame always ends a group (it is what the outermost eval call runs). */
+	mark_last_entry(th);
 	return 0;
 }
 
 int py_read_frames(struct py_proc *p, struct py_thread *th, enum py_linemode mode, struct err *e)
 {
-	th->frames.n = 0;
-	int rc = p->layout.frame_model == PYFRAME_OBJECT ? read_frames_object(p, th, mode)
-							  : read_frames_interp(p, th, mode);
-	if (rc)
-		return err_set(e, target_alive(p->t) ? rc : E_NOPROC, "Failed to read the frames of thread %#lx",
-			       (unsigned long)th->thread_id);
-	/* The oldest frame always ends a group (it is what the outermost eval call runs). */
-	mark_last_entry(th);
-	return 0;
+	int rc = py_copy_frames(p, th, e);
+	return rc ? rc : py_decode_frames(p, th, mode, e);
+}
+
+bool py_thread_holds_gil(struct py_proc *p, const struct py_thread *th)
+{
+	const struct py_layout *L = &p->layout;
+	if (L->tstate_holds_gil >= 0) {
+		int32_t v;
+		return target_read(p->t, th->tstate + (uint64_t)L->tstate_holds_gil, &v, 4) == 0 ? v != 0 : th->holds_gil;
+	}
+	if (L->tstate_status_holds_gil_bit && L->tstate_status >= 0) {
+		int32_t v;
+		return target_read(p->t, th->tstate + (uint64_t)L->tstate_status, &v, 4) == 0
+			       ? (v & (int32_t)L->tstate_status_holds_gil_bit) != 0 : th->holds_gil;
+	}
+	if (L->gil_model == PYGIL_INTERP_GIL_PTR) {
+		/* last_holder and locked sit next to each other: one read once the pointer is known */
+		if (!p->gil_ptr && target_read_u64(p->t, p->interp + (uint64_t)L->interp_ceval_gil, &p->gil_ptr))
+			return th->holds_gil;
+		uint8_t buf[32];
+		int lo = L->gil_last_holder < L->gil_locked ? L->gil_last_holder : L->gil_locked;
+		int hi = (L->gil_last_holder > L->gil_locked ? L->gil_last_holder : L->gil_locked) + 8;
+		if (lo < 0 || hi - lo > (int)sizeof buf || target_read(p->t, p->gil_ptr + (uint64_t)lo, buf, (size_t)(hi - lo)))
+			return th->holds_gil;
+		int32_t locked;
+		memcpy(&locked, buf + (L->gil_locked - lo), 4);
+		return locked && field_u64(buf, L->gil_last_holder - lo) == th->tstate;
+	}
+	uint64_t holder;
+	return py_gil_holder(p, &holder) == 0 ? holder == th->tstate : th->holds_gil;
 }

@@ -33,6 +33,16 @@ struct py_frame {
 	bool is_entry;           /* outermost frame of its native eval activation (for merge) */
 };
 
+/* A frame as copied while its thread is paused, before its code object is looked at. */
+struct py_rawframe {
+	uint64_t frame;
+	uint64_t code;           /* code object (3.14: tag bits cleared) */
+	uint64_t instr;          /* 3.11+: prev_instr / instr_ptr */
+	int32_t lasti;           /* <= 3.10: f_lasti */
+	uint8_t owner;           /* 3.11+ */
+	bool is_entry;           /* 3.11 is_entry */
+};
+
 struct py_thread {
 	uint64_t tstate;
 	uint64_t thread_id;      /* pthread_self() */
@@ -40,6 +50,7 @@ struct py_thread {
 	const char *name;        /* threading name, interned, or NULL */
 	bool holds_gil;
 	VEC(struct py_frame) frames;   /* innermost first */
+	VEC(struct py_rawframe) raw;   /* what py_copy_frames copied, innermost first */
 	bool truncated;          /* the chain hit the depth limit or a bad pointer */
 };
 
@@ -63,8 +74,16 @@ uint64_t py_interp_addr(const struct py_proc *p);
  * is reused by the next call. os_tid is filled where the version stores it or the mapping is
  * cached; holds_gil from the GIL holder. */
 int py_read_threads(struct py_proc *p, struct py_thread **threads, size_t *n, struct err *e);
-/* Read th's frame chain into th->frames. */
+/* Read th's frame chain into th->frames: py_copy_frames then py_decode_frames. */
 int py_read_frames(struct py_proc *p, struct py_thread *th, enum py_linemode mode, struct err *e);
+/* The part that needs the thread paused: copy the chain (frame, code pointer, instruction) into
+ * th->raw, with as few reads as possible (3.11+: the thread's data stack in one read). */
+int py_copy_frames(struct py_proc *p, struct py_thread *th, struct err *e);
+/* The rest, after the thread runs again: code objects (validated in one vectored read, cached
+ * by address), names, lines, entry marks. */
+int py_decode_frames(struct py_proc *p, struct py_thread *th, enum py_linemode mode, struct err *e);
+/* Does th hold the GIL right now? (re-read while th is paused; the list's view may be stale) */
+bool py_thread_holds_gil(struct py_proc *p, const struct py_thread *th);
 /* Fill os_tid for threads where the version doesn't store it, by matching thread_id against
  * each OS thread's fs_base (needs the OS threads to be ptrace-stoppable). */
 int py_map_os_tids(struct py_proc *p, struct py_thread *threads, size_t n, struct err *e);

@@ -443,3 +443,25 @@ def test_nonblocking_no_nonsense(interp, start, scripts, tmp_path):
             bad.append((names, n))
     assert not bad, "%d nonsense stacks emitted, e.g. %s" % (len(bad), bad[:3])
     assert_not_stopped(w.pid)
+
+
+def test_dump_locals_self_referencing(debian_interp, start, tmp_path):
+    """A list holding itself many times: its repr must stay bounded (it was n^depth reads)."""
+    script = tmp_path / "selfref.py"
+    script.write_text(PRELUDE + """
+def hold(ready, seconds):
+    a = []
+    a.extend([a] * 40)
+    workload_common.signal_ready(ready)
+    time.sleep(seconds)
+
+args = workload_common.parser("selfref").parse_args()
+hold(args.ready, args.seconds)
+""")
+    w = start(debian_interp, str(script), ["--seconds", 60])
+    t0 = time.monotonic()
+    rc, out, err = run_mixspy(["dump", "--locals", "--pid", w.pid], timeout=30)
+    assert rc == 0, err
+    assert time.monotonic() - t0 < 20, "dump --locals took %.1f s" % (time.monotonic() - t0)
+    assert "a: [" in out, out
+    assert_not_stopped(w.pid)

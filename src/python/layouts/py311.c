@@ -37,6 +37,7 @@ const struct py_layout py_layout_3_11 = {
 	.tstate_status = -1,
 	.tstate_holds_gil = -1,
 	.tstate_status_holds_gil_bit = 0x0,
+	.tstate_datastack_chunk = 296,
 
 	/* frames */
 	.frame_back = -1,

@@ -37,6 +37,7 @@ const struct py_layout py_layout_3_12 = {
 	.tstate_status = 24,
 	.tstate_holds_gil = -1,
 	.tstate_status_holds_gil_bit = 0x0,
+	.tstate_datastack_chunk = 232,
 
 	/* frames */
 	.frame_back = -1,

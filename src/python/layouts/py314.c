@@ -37,6 +37,7 @@ const struct py_layout py_layout_3_14 = {
 	.tstate_status = 32,
 	.tstate_holds_gil = 36,
 	.tstate_status_holds_gil_bit = 0x0,
+	.tstate_datastack_chunk = 232,
 
 	/* frames */
 	.frame_back = -1,

@@ -172,6 +172,11 @@ static void tstate(void)
 	NA(tstate_holds_gil);
 #endif
 	printf("\t.tstate_status_holds_gil_bit = 0x%lx,\n", holds_gil_bit());
+#if V(3, 11)
+	F(tstate_datastack_chunk, offsetof(PyThreadState, datastack_chunk));
+#else
+	NA(tstate_datastack_chunk);
+#endif
 }
 
 static void frames(void)
