@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "python/python.h"
+#include "native.h"
 #include "spy.h"
 
 static bool use_color(void)
@@ -184,6 +185,12 @@ static int dump_process(const struct config *c, struct spy *s, bool json, bool f
 					sb_addf(out, " (%s%s%s)", st.cyan, file, st.reset);
 			}
 			sb_addc(out, '\n');
+			/* The instruction the thread was executing, for the innermost native frame. */
+			if (c->native && k == 0 && (f->kind == FRAME_NATIVE || f->kind == FRAME_CYTHON) && f->addr) {
+				char insn[160];
+				if (native_instruction(s, f->addr, insn, sizeof insn) == 0)
+					sb_addf(out, "        %s=> 0x%llx: %s%s\n", st.dim, (unsigned long long)f->addr, insn, st.reset);
+			}
 			const struct py_frame *pf = th && c->locals && f->kind == FRAME_PYTHON ? python_frame_for(th, f, &cursor) : NULL;
 			if (pf)
 				print_locals(s, pf, c->locals, &st, false, out);

@@ -223,7 +223,7 @@ int sampler_run(const struct config *c, struct interner *strs, const struct samp
 		rng = 1;
 	sm.start = now_monotonic();
 	sm.start_wall = now_wall();
-	double next = sm.start, ideal = sm.start, last_child_scan = sm.start, last_late_report = 0;
+	double next = sm.start, last_child_scan = sm.start, window_start = sm.start, window_lost = 0, behind = 0;
 	for (;;) {
 		if (sampler_stop_signal) {
 			sm.reason = STOP_SIGNAL;
@@ -282,25 +282,30 @@ int sampler_run(const struct config *c, struct interner *strs, const struct samp
 			sm.reason = STOP_EXITED;
 			break;
 		}
-		/* The schedule is absolute, but a late tick never causes a burst of catch-up ticks
-		 * (they would over-count whatever the program does at that moment): the next tick is
-		 * a fresh gap from now. How far behind the ideal schedule we are is still tracked and
-		 * reported once per second when it passes a second. */
+		/* A late tick never causes a burst of catch-up ticks (they would over-count whatever
+		 * the program does at that moment): the next tick is a fresh gap from now. The time
+		 * lost to such overruns is what "behind" means; it is reported, at most once per
+		 * second, when it cost more than a tenth of that second. The first tick is warm-up
+		 * (symbol tables are loaded on first use) and does not count. */
 		double gap = exp_gap((double)c->rate, &rng);
-		ideal += gap;
 		next += gap;
 		now = now_monotonic();
 		if (now > next) {
-			sm.late_ticks++;
+			if (sm.ticks > 1) {
+				sm.late_ticks++;
+				behind += now - next;
+				window_lost += now - next;
+			}
 			next = now;
 		}
-		double behind = now - ideal;
 		if (behind > sm.max_lateness)
 			sm.max_lateness = behind;
-		if (behind > 1.0 && now - last_late_report >= 1.0) {
-			last_late_report = now;
-			fprintf(stderr, "mixspy> %.2fs behind in sampling, results may be inaccurate. Try reducing the sampling rate\n",
-				behind);
+		if (now - window_start >= 1.0) {
+			if (window_lost > 0.1 * (now - window_start))
+				fprintf(stderr, "mixspy> %.2fs behind in sampling, results may be inaccurate. Try reducing the sampling rate\n",
+					behind);
+			window_start = now;
+			window_lost = 0;
 		}
 		if (h->idle) {
 			if (h->idle(h->ctx, &sm, next)) {

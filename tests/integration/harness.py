@@ -460,6 +460,9 @@ SECTION_RE = re.compile(r"^ {8}(Arguments|Locals):$")
 VAR_RE = re.compile(r"^ {12}(\S+): (.*)$")
 
 
+INSN_RE = re.compile(r"^ {8}=> 0x([0-9a-f]+): (.+)$")
+
+
 def parse_dump_text(text):
     """Parse `mixspy dump` text output (py-spy §6.3). Raises AssertionError on any line it cannot
     place, so a format drift fails loudly."""
@@ -498,6 +501,12 @@ def parse_dump_text(text):
                                   "args": collections.OrderedDict(),
                                   "locals": collections.OrderedDict()})
             section = None
+            continue
+        m = INSN_RE.match(line)
+        if m:
+            # dump --native: the instruction at the innermost native frame's pc
+            assert thread.frames, "instruction line before any frame: %r" % line
+            thread.frames[-1]["insn"] = (int(m.group(1), 16), m.group(2))
             continue
         m = SECTION_RE.match(line)
         if m:

@@ -59,6 +59,7 @@ def record_all(interp, start, tmp_path):
             res[fmt] = (out, n, errors, err)
     for w in ws:
         assert_not_stopped(w.pid)
+        w.kill()     # the checks below need the CPU
     return res
 
 

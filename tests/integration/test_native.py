@@ -90,9 +90,7 @@ def test_dump_native_mixed(interp, start, ext_dir):
         rc, out, err = run_mixspy(["dump", "--native", "--pid", w.pid])
         assert_not_stopped(w.pid)
         assert rc == 0, err
-        # The instruction line under a native leaf ("        => 0x...: insn") is not a frame.
-        frames_only = "\n".join(l for l in harness.ANSI.sub("", out).splitlines() if not INSN.match(l))
-        t = parse_dump_text(frames_only).thread("MainThread")
+        t = parse_dump_text(out).thread("MainThread")
         if t.frames and t.frames[0]["name"] == "c_kernel":
             break
     else:
@@ -101,12 +99,11 @@ def test_dump_native_mixed(interp, start, ext_dir):
     want = [n for n in (OUTER if "py_outer" in names else CALLBACK)][::-1]
     assert names[:len(want)] == want, out
     assert (t.frames[0]["file"], t.frames[0]["line"]) == ("mixspy_testext.c", hot), out
-    # The instruction at the leaf's pc, when dump prints it: right under the leaf frame only.
-    lines = harness.ANSI.sub("", out).splitlines()
-    insns = [i for i, line in enumerate(lines) if INSN.match(line)]
-    if insns:
-        leaf_at = [i for i, line in enumerate(lines) if line.startswith("    c_kernel (")]
-        assert insns[0] == leaf_at[0] + 1, out
+    # The instruction at the leaf's pc (capstone): right under the leaf frame, and only there.
+    assert "insn" in t.frames[0], out
+    assert all("insn" not in f for f in t.frames[1:]), out
+    pc, text = t.frames[0]["insn"]
+    assert pc > 0x1000 and re.match(r"^[a-z][a-z0-9]*( |$)", text), out
 
 
 def test_record_native_perf_trampolines(interp, ext_dir, tmp_path):
