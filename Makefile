@@ -68,7 +68,7 @@ unit: $(UNIT_BIN)
 integration: mixspy test-deps
 	sh tests/run_integration.sh
 
-test: test-deps mixspy unit integration
+test: test-deps mixspy unit fuzz-corpus integration
 
 demo: mixspy
 	sh scripts/demo.sh

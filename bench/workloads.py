@@ -1,19 +1,25 @@
-"""workloads.py KIND READY GO [--ext DIR] - fixed-work targets for bench/bench.py.
+"""workloads.py KIND READY GO [--ext DIR] [--scale X] [--seconds S] - targets for bench/bench.py.
 
-  deep    pure Python, 200 frames deep: each call recurses 200 levels, then spins in a loop
-  mixed   tests/native_ext/mixed_native.py's two shapes (Python -> C -> C, C -> Python -> C)
+  deep     pure Python, 200 frames deep: each call recurses 200 levels, then spins in a loop
+  threads  100 threads: 20 busy (each spins a share of the work, taking turns on the GIL) and 80
+           idle (waiting on an Event), all started before READY
+  mixed    tests/native_ext/mixed_native.py's two shapes (Python -> C -> C, C -> Python -> C)
+  numpy    tests/native_ext/numpy_work.py's hot path: numpy.dot and numpy.sort alternating
 
 Writes "ready\\n<pid>" to READY, waits for the file GO (so that a profiler can attach first), does a
-fixed amount of work and prints the seconds it took. Python 3 only.
+fixed amount of work and prints the seconds it took. With --seconds S it instead repeats the work
+until S seconds have passed (a steady target for rate and start-up measurements). Python 3 only.
 """
 import argparse
 import os
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NATIVE_EXT = os.path.join(os.path.dirname(HERE), "tests", "native_ext")
 DEPTH = 200
+BUSY, IDLE = 20, 80
 
 
 def spin(n):
@@ -34,36 +40,97 @@ def run_deep(scale):
         deep(DEPTH, 100000)
 
 
-def run_mixed(scale, ext):
+class Threads:
+    """20 busy threads released together by run(), 80 idle ones parked on an Event throughout."""
+
+    def __init__(self):
+        self.stop = threading.Event()
+        self.idle = [threading.Thread(target=self.stop.wait, name="idle%d" % i, daemon=True)
+                     for i in range(IDLE)]
+        for t in self.idle:
+            t.start()
+
+    def run(self, scale, seconds=0.0):
+        per = int(330 * 100000 * scale / BUSY)
+        deadline = time.perf_counter() + seconds if seconds else 0.0
+        busy = [threading.Thread(target=self.busy, args=(per, deadline), name="busy%d" % i) for i in range(BUSY)]
+        for t in busy:
+            t.start()
+        for t in busy:
+            t.join()
+
+    @staticmethod
+    def busy(n, deadline):
+        for _ in range(n // 10000):
+            spin(10000)
+        while deadline and time.perf_counter() < deadline:   # --seconds: the same threads throughout
+            spin(10000)
+
+
+def load_mixed(ext):
     sys.path.insert(0, NATIVE_EXT)
     import mixed_native
     import workload_common
     mixed_native.EXT = workload_common.load_ext(ext)
+    return mixed_native
+
+
+def run_mixed(mod, scale):
     for _ in range(int(200 * scale)):
-        mixed_native.py_outer(1000000)
-        mixed_native.py_caller(1000000)
+        mod.py_outer(1000000)
+        mod.py_caller(1000000)
+
+
+def load_numpy():
+    sys.path.insert(0, NATIVE_EXT)
+    import numpy
+    import numpy_work
+    rng = numpy.random.RandomState(1234)
+    return numpy_work, rng.rand(300, 300), rng.rand(300, 300), rng.rand(400, 500)
+
+
+def run_numpy(state, scale):
+    mod, a, b, big = state
+    for _ in range(int(100 * scale)):
+        mod.matmul(a, b)
+        mod.sort_rows(big)
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("kind", choices=("deep", "mixed"))
+    p.add_argument("kind", choices=("deep", "threads", "mixed", "numpy"))
     p.add_argument("ready")
     p.add_argument("go")
     p.add_argument("--ext")
     p.add_argument("--scale", type=float, default=1.0)
+    p.add_argument("--seconds", type=float, default=0.0)
     a = p.parse_args()
     sys.setrecursionlimit(10000)
+    if a.kind == "deep":
+        work = lambda: run_deep(a.scale)  # noqa: E731
+    elif a.kind == "threads":
+        th = Threads()
+        work = lambda: th.run(a.scale, a.seconds)  # noqa: E731
+    elif a.kind == "mixed":
+        mod = load_mixed(a.ext)
+        work = lambda: run_mixed(mod, a.scale)  # noqa: E731
+    else:
+        state = load_numpy()
+        work = lambda: run_numpy(state, a.scale)  # noqa: E731
     with open(a.ready + ".tmp", "w") as f:
         f.write("ready\n%d\n" % os.getpid())
     os.rename(a.ready + ".tmp", a.ready)
-    while not os.path.exists(a.go):
+    while a.go != "-" and not os.path.exists(a.go):
         time.sleep(0.001)
     t0 = time.perf_counter()
-    if a.kind == "deep":
-        run_deep(a.scale)
+    if a.seconds:
+        while time.perf_counter() - t0 < a.seconds:
+            work()
     else:
-        run_mixed(a.scale, a.ext)
+        work()
     print("%.6f" % (time.perf_counter() - t0))
+    sys.stdout.flush()
+    os._exit(0)   # the idle threads of `threads` are daemons: no join at exit
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ $(FUZZ_BUILD)/obj/%.o: %.c
 define fuzz_bin_rule
 $(FUZZ_BUILD)/fuzz_$(1): tests/fuzz/fuzz_$(1).c $(FUZZ_OBJ_$(1))
 	@mkdir -p $$(dir $$@)
-	$$(FUZZ_CC) $$(FUZZ_CFLAGS) -fsanitize=fuzzer -o $$@ $$^ $$(FUZZ_LIBS) -lm
+	$$(FUZZ_CC) $$(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -o $$@ $$^ $$(FUZZ_LIBS) -lm
 endef
 $(foreach n,$(FUZZ_NAMES),$(eval $(call fuzz_bin_rule,$(n))))
 
@@ -67,7 +67,7 @@ fuzz: fuzz-build
 fuzz-corpus: fuzz-build
 	@for n in $(FUZZ_NAMES); do \
 		[ -d tests/fuzz/corpus/$$n ] || continue; \
-		$(FUZZ_BUILD)/fuzz_$$n -runs=0 -timeout=10 tests/fuzz/corpus/$$n \
+		$(FUZZ_BUILD)/fuzz_$$n -runs=0 -timeout=10 -artifact_prefix=$(FUZZ_BUILD)/replay-$$n- tests/fuzz/corpus/$$n \
 			>$(FUZZ_BUILD)/replay_$$n.log 2>&1 || { tail -40 $(FUZZ_BUILD)/replay_$$n.log; exit 1; }; \
 		echo "fuzz_$$n: replayed $$(ls tests/fuzz/corpus/$$n | wc -l) inputs"; \
 	done
@@ -79,7 +79,7 @@ fuzz-merge: fuzz-build
 			>$(FUZZ_BUILD)/merge_$$n.log 2>&1 || { tail -20 $(FUZZ_BUILD)/merge_$$n.log; exit 1; }; \
 	done
 
--include $(shell find $(FUZZ_BUILD)/obj -type f -name '*.d' 2>/dev/null)
+-include $(shell find $(FUZZ_BUILD) -type f -name '*.d' 2>/dev/null)
 
 # ---- sanitizers -----------------------------------------------------------------------------
 ASAN_BUILD := build-asan
@@ -99,8 +99,9 @@ test-asan: $(ASAN_BUILD)/mixspy test-deps
 		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		$$t || fail=1; done; [ $$fail -eq 0 ]
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		MIXSPY=$(CURDIR)/$(ASAN_BUILD)/mixspy MIXSPY_SANITIZED=1 \
-		sh tests/run_integration.sh $(addprefix tests/integration/,$(ASAN_TESTS))
+		MIXSPY=$(CURDIR)/$(ASAN_BUILD)/mixspy MIXSPY_SANITIZED=1 PYTHONDONTWRITEBYTECODE=1 \
+		/usr/bin/python3 -m pytest -n 2 -q -p no:cacheprovider --timeout=300 -rs \
+		$(addprefix tests/integration/,$(ASAN_TESTS))
 
 # ---- valgrind -------------------------------------------------------------------------------
 VALGRIND := valgrind --error-exitcode=42 --leak-check=full --errors-for-leak-kinds=definite,indirect \

@@ -149,6 +149,19 @@ static void sleep_until(double t)
 			break;
 }
 
+/* Count a process's pending errors once they are old enough, or at the end (`final`), if it is
+ * still alive (see struct sampler_proc). */
+static void settle_errors(struct sampler *sm, struct sampler_proc *p, double now, bool final)
+{
+	if (!p->pending_errors || (!final && now - p->pending_since < 0.5))
+		return;
+	if (!p->dead && target_alive(&p->spy.t)) {
+		sm->errors += p->pending_errors;
+		memcpy(sm->last_error, p->pending_msg, sizeof sm->last_error);
+	}
+	p->pending_errors = 0;
+}
+
 static void reap_root(struct sampler *sm, struct target *t)
 {
 	if (!sm->launched || sm->root_exited)
@@ -245,18 +258,22 @@ int sampler_run(const struct config *c, struct interner *strs, const struct samp
 			struct err se = { 0 };
 			uint64_t errs_before = p->spy.errors, mism_before = p->spy.merge_mismatches;
 			int r = spy_sample(&p->spy, elapsed, &samples, &n, &se);
+			if (r && (r == E_NOPROC || !target_alive(&p->spy.t))) {
+				p->dead = true;
+				p->pending_errors = 0;
+				continue;
+			}
+			settle_errors(&sm, p, now, false);
+			if ((r || p->spy.errors != errs_before) && !p->pending_errors)
+				p->pending_since = now;
 			if (r) {
-				if (r == E_NOPROC || !target_alive(&p->spy.t)) {
-					p->dead = true;
-					continue;
-				}
-				sm.errors++;
-				snprintf(sm.last_error, sizeof sm.last_error, "%s", se.msg);
+				p->pending_errors++;
+				snprintf(p->pending_msg, sizeof p->pending_msg, "%s", se.msg);
 				continue;
 			}
 			if (p->spy.errors != errs_before) {
-				sm.errors += p->spy.errors - errs_before;
-				snprintf(sm.last_error, sizeof sm.last_error, "%s", p->spy.last_error);
+				p->pending_errors += p->spy.errors - errs_before;
+				snprintf(p->pending_msg, sizeof p->pending_msg, "%s", p->spy.last_error);
 			}
 			sm.samples += n;
 			sm.merge_mismatches += p->spy.merge_mismatches - mism_before;
@@ -313,10 +330,16 @@ int sampler_run(const struct config *c, struct interner *strs, const struct samp
 				break;
 			}
 		} else if (next > now) {
-			sleep_until(next);
+			/* A long gap (a low rate) never outlasts --duration. */
+			double until = next;
+			if (c->duration > 0 && sm.start + c->duration + 1e-6 < until)
+				until = sm.start + c->duration + 1e-6;
+			sleep_until(until);
 		}
 	}
 	rc = 0;
+	for (size_t i = 0; i < sm.procs.n; i++)
+		settle_errors(&sm, sm.procs.v[i], now_monotonic(), true);
 	if (h->on_tick)
 		h->on_tick(h->ctx, &sm, now_monotonic() - sm.start);
 out:

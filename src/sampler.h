@@ -40,6 +40,11 @@ struct sampler_hooks {
 
 struct sampler_proc {
 	struct spy spy;
+	/* Errors are counted once the process is still alive half a second later: reads that fail
+	 * while a process shuts down (its interpreter torn down) are its exit, not sampling errors. */
+	uint64_t pending_errors;
+	double pending_since;
+	char pending_msg[512];
 	pid_t ppid;
 	bool open;
 	bool dead;

@@ -82,8 +82,9 @@ static void spy_report_stats(struct spy *s)
 	if (n)
 		qsort(s->pause_us.v, n, sizeof(float), float_cmp);
 #define PCT(p) (n ? s->pause_us.v[(size_t)((double)(n - 1) * (p))] : 0.0f)
-	fprintf(stderr, "mixspy-stats: pid %d pauses %zu pause_us p50 %.1f p90 %.1f p99 %.1f max %.1f maxrss_kb %ld\n",
-		(int)s->t.pid, n, PCT(0.5), PCT(0.9), PCT(0.99), PCT(1.0), rss_kb);
+	fprintf(stderr, "mixspy-stats: pid %d pauses %zu pause_us p50 %.1f p90 %.1f p99 %.1f max %.1f maxrss_kb %ld "
+		"first_sample_mono %.6f\n",
+		(int)s->t.pid, n, PCT(0.5), PCT(0.9), PCT(0.99), PCT(1.0), rss_kb, s->first_sample_mono);
 #undef PCT
 }
 
@@ -167,12 +168,28 @@ static bool other_pidns(struct spy *s)
 	return s->pidns == 2;
 }
 
-static void read_running(struct spy *s)
+/* The running state of each OS thread that a Python thread may look up. When every Python
+ * thread's OS tid is known already (3.11+, or mapped on an earlier tick) and no PID namespace
+ * needs translating, only those threads' stat files are read (kept open, one pread each);
+ * otherwise every thread of the process is listed and read. */
+static void read_running(struct spy *s, const struct py_thread *threads, size_t nthreads)
 {
 	pid_t *tids = NULL;
 	size_t n = 0;
 	bool ns = other_pidns(s);
 	hmap_clear(&s->running);
+	bool known = !ns;
+	for (size_t i = 0; known && i < nthreads; i++)
+		known = threads[i].os_tid || s->o.nonblocking;   /* nonblocking never maps tids */
+	target_task_files_trim(&s->t, 2 * (nthreads + 16));
+	if (known) {
+		for (size_t i = 0; i < nthreads; i++) {
+			int r = threads[i].os_tid ? target_thread_running(&s->t, threads[i].os_tid) : -1;
+			if (r >= 0)
+				hmap_put(&s->running, (uint64_t)threads[i].os_tid, (uint64_t)r);
+		}
+		return;
+	}
 	if (ns)
 		hmap_clear(&s->ns_tids);
 	if (target_threads(&s->t, &tids, &n, NULL))
@@ -281,22 +298,19 @@ static bool sleep_syscall(long nr)
  * own)? Reads /proc/PID/task/TID/syscall: "nr arg1 ... arg6 sp pc" in hex (nr in decimal),
  * "running" or "-1 sp pc" otherwise. A futex wait we interrupted by pausing the thread goes on
  * as restart_syscall, its arguments intact. */
-static enum futex_wait futex_wait_of(const struct spy *s, pid_t tid, uint64_t lo, uint64_t hi)
+static enum futex_wait futex_wait_of(struct spy *s, pid_t tid, uint64_t lo, uint64_t hi, bool *in_syscall)
 {
-	char path[80], buf[256];
-	snprintf(path, sizeof path, "/proc/%d/task/%d/syscall", s->t.pid, tid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	char buf[256];
+	if (in_syscall)
+		*in_syscall = false;
+	if (target_task_read(&s->t, tid, TASK_SYSCALL, buf, sizeof buf) <= 0)
 		return FUTEX_NONE;
-	ssize_t r = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (r <= 0)
-		return FUTEX_NONE;
-	buf[r] = 0;
 	char *end;
 	long nr = strtol(buf, &end, 10);
 	if (end == buf)
 		return FUTEX_NONE;
+	if (in_syscall)
+		*in_syscall = nr >= 0;
 	/* Parked in a sleep of its own (time.sleep is select before 3.11, clock_nanosleep after):
 	 * a thread our last pause woke is runnable for a moment on its way back in. */
 	if (sleep_syscall(nr))
@@ -330,7 +344,7 @@ int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct e
 	bool gil_range_read = false;
 	/* Activity first, for every thread at once: pausing a thread (even to map its tid) wakes
 	 * it, and a paused thread always reads as sleeping. */
-	read_running(s);
+	read_running(s, threads, nthreads);
 	translate_ns_tids(s, threads, nthreads);
 	/* Versions before 3.11 don't store the OS tid; pausing needs it (nonblocking mode goes
 	 * without, as py-spy does). */
@@ -352,6 +366,17 @@ int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct e
 			gil_range_read = true;
 			py_gil_sync_range(s->py, &gil_lo, &gil_hi);
 		}
+		/* Paused, the syscall it was in (or woken from, not yet back in user space) shows; not
+		 * paused, only a sleeping thread's does (a runnable one reads "running"). A sleeping
+		 * thread's is read before pausing: still asleep in a system call and not waiting for
+		 * the GIL, it is dropped below without --idle (or --gil), so it is left alone (a pause
+		 * would only wake it). One that woke meanwhile is paused and read again, as always. */
+		bool asleep = false;
+		enum futex_wait fw = check_futex && running == 0
+					     ? futex_wait_of(s, th->os_tid, gil_lo, gil_hi ? gil_hi : gil_lo, &asleep)
+					     : FUTEX_NONE;
+		if (asleep && fw != FUTEX_GIL && !s->o.idle && !s->o.gil_only)
+			continue;
 		bool paused = false;
 		double pause_t0 = s->stats ? now_monotonic() : 0;
 		if (!s->o.nonblocking && th->os_tid) {
@@ -360,11 +385,8 @@ int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct e
 			else
 				continue;   /* gone between listing and pausing */
 		}
-		/* Paused, the syscall it was in (or woken from, not yet back in user space) shows; not
-		 * paused, only a sleeping thread's does (a runnable one reads "running"). */
-		enum futex_wait fw = check_futex && (paused || running == 0)
-					     ? futex_wait_of(s, th->os_tid, gil_lo, gil_hi ? gil_hi : gil_lo)
-					     : FUTEX_NONE;
+		if (check_futex && paused && !asleep)
+			fw = futex_wait_of(s, th->os_tid, gil_lo, gil_hi ? gil_hi : gil_lo, NULL);
 		bool futex_waiting = fw == FUTEX_GIL;
 		/* Runnable only because our last pause woke it from its lock: it is parked. */
 		if (paused && fw == FUTEX_OTHER)
@@ -434,6 +456,8 @@ int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct e
 	 * longer moves. */
 	for (size_t i = 0; i < s->samples.n; i++)
 		s->samples.v[i].frames = s->frames.v + s->frame_starts.v[i];
+	if (s->stats && s->samples.n && !s->first_sample_mono)
+		s->first_sample_mono = now_monotonic();
 	*out = s->samples.v;
 	*n = s->samples.n;
 	return 0;

@@ -43,6 +43,7 @@ struct spy {
 	uint64_t merge_mismatches;
 	bool stats;                   /* MIXSPY_STATS=1: time every pause, report them at spy_close */
 	VEC(float) pause_us;          /* pause -> resume of each sampled thread, microseconds */
+	double first_sample_mono;     /* MIXSPY_STATS=1: CLOCK_MONOTONIC of the first sample, 0 before */
 	uint64_t maps_checked_generation;
 	double last_maps_check;
 	char last_error[512];

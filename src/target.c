@@ -67,7 +67,7 @@ char *target_read_cmdline(pid_t pid)
 static const char *stat_after_comm(const char *stat)
 {
 	const char *p = strrchr(stat, ')');
-	return p ? p + 2 : NULL;
+	return p && p[1] ? p + 2 : NULL;   /* a ')' that ends the text has no fields after it */
 }
 
 char target_state(pid_t pid)
@@ -217,6 +217,8 @@ void target_close(struct target *t)
 	free(t->cmdline);
 	t->memfd = -1;
 	t->exe = t->cmdline = t->maps_raw = NULL;
+	target_task_files_trim(t, 0);
+	hmap_free(&t->task_fds);
 }
 
 static int errno_to_code(int err)
@@ -415,18 +417,54 @@ int target_threads(struct target *t, pid_t **tids, size_t *n, struct err *e)
 	return 0;
 }
 
-int target_thread_running(struct target *t, pid_t tid)
+#define MAX_TASK_FDS 512
+
+void target_task_files_trim(struct target *t, size_t max)
 {
-	char path[80], buf[512];
-	snprintf(path, sizeof path, "/proc/%d/task/%d/stat", t->pid, tid);
+	if (t->task_fds.n <= max)
+		return;
+	size_t it = 0;
+	uint64_t k, fd;
+	while (hmap_next(&t->task_fds, &it, &k, &fd))
+		close((int)fd);
+	hmap_clear(&t->task_fds);
+}
+
+ssize_t target_task_read(struct target *t, pid_t tid, int file, char *buf, size_t size)
+{
+	uint64_t key = (uint64_t)(uint32_t)tid << 1 | (uint64_t)(file & 1), v;
+	ssize_t r;
+	if (hmap_get(&t->task_fds, key, &v)) {
+		r = pread((int)v, buf, size - 1, 0);
+		if (r > 0) {
+			buf[r] = 0;
+			return r;
+		}
+		/* the thread is gone (or its id reused by a new one): open afresh */
+		close((int)v);
+		hmap_del(&t->task_fds, key);
+	}
+	char path[80];
+	snprintf(path, sizeof path, "/proc/%d/task/%d/%s", t->pid, tid, file == TASK_STAT ? "stat" : "syscall");
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return E_NOPROC;
-	ssize_t r = read(fd, buf, sizeof buf - 1);
-	close(fd);
+		return -1;
+	r = pread(fd, buf, size - 1, 0);
+	if (r > 0 && t->task_fds.n < MAX_TASK_FDS)
+		hmap_put(&t->task_fds, key, (uint64_t)fd);
+	else
+		close(fd);
 	if (r <= 0)
-		return E_NOPROC;
+		return -1;
 	buf[r] = 0;
+	return r;
+}
+
+int target_thread_running(struct target *t, pid_t tid)
+{
+	char buf[512];
+	if (target_task_read(t, tid, TASK_STAT, buf, sizeof buf) <= 0)
+		return E_NOPROC;
 	const char *p = stat_after_comm(buf);
 	if (!p)
 		return E_NOPROC;

@@ -35,6 +35,8 @@ struct target {
 	uint64_t maps_generation;  /* bumped whenever the maps changed */
 	/* Threads paused right now, with a signal that arrived meanwhile (forwarded on resume). */
 	struct target_paused { pid_t tid; int sig; } paused[64];
+	/* /proc/PID/task/TID/{stat,syscall} kept open between samples: (tid << 1 | file) -> fd */
+	struct hmap task_fds;
 };
 
 /* Attach to an existing process (checks it exists and we may read it). */
@@ -72,6 +74,13 @@ char *target_file_path(const struct target *t, const char *path);
 int target_threads(struct target *t, pid_t **tids, size_t *n, struct err *e);
 /* 1 when the thread's state is R (running), 0 when not, negative when it is gone. */
 int target_thread_running(struct target *t, pid_t tid);
+/* /proc/PID/task/TID/<file> (TASK_STAT or TASK_SYSCALL) into buf, NUL-terminated: the length, or
+ * -1. The file stays open between calls (each read at offset 0 makes it anew), so a sample costs
+ * one system call per file instead of three; target_task_files_trim closes them all once more
+ * than max are open (threads come and go). */
+enum { TASK_STAT = 0, TASK_SYSCALL = 1 };
+ssize_t target_task_read(struct target *t, pid_t tid, int file, char *buf, size_t size);
+void target_task_files_trim(struct target *t, size_t max);
 /* Process still exists and is not a zombie. For launched targets this also reaps it. */
 bool target_alive(struct target *t);
 /* /proc/PID/stat state letter, or 0 when gone. */

@@ -350,6 +350,22 @@ static const char *sym_split_part(struct symbolizer *s, Dwfl_Module *mod, Dwarf_
 }
 
 /* Append the frames for one lookup address to s->frames; returns how many. */
+/* Thread and process start-up functions of the C library: every stack ends in them and every
+ * profile drops them, so their DWARF is never needed. Looking them up would decompress the C
+ * library's whole debug info (libc6-dbg: ~0.5 s) before the first sample; a module's DWARF is
+ * loaded when a frame that is shown needs it. */
+static bool sym_startup_symbol(const char *sym)
+{
+	static const char *const names[] = { "_start", "__libc_start_main", "__libc_start_main_impl",
+					     "__libc_start_call_main", "start_thread", "clone", "clone3",
+					     "__clone", "__clone3", "__clone_internal", NULL };
+	size_t n = strcspn(sym, "@");
+	for (int i = 0; names[i]; i++)
+		if (strlen(names[i]) == n && !strncmp(sym, names[i], n))
+			return true;
+	return false;
+}
+
 static uint32_t sym_resolve(struct symbolizer *s, uint64_t pc, uint64_t a)
 {
 	size_t first = s->frames.n;
@@ -368,7 +384,7 @@ static uint32_t sym_resolve(struct symbolizer *s, uint64_t pc, uint64_t a)
 			symbol = sym_split_part(s, mod, a);
 
 		Dwarf_Addr bias = 0;
-		Dwarf_Die *cu = dwfl_module_addrdie(mod, a, &bias);
+		Dwarf_Die *cu = symbol && sym_startup_symbol(symbol) ? NULL : dwfl_module_addrdie(mod, a, &bias);
 		Dwarf_Die *scopes = NULL;
 		int ns = cu ? dwarf_getscopes(cu, a - bias, &scopes) : 0;
 		if (ns > 0) {

@@ -47,9 +47,20 @@ struct py_proc {
 	struct hmap tid_tried;        /* thread ids the last mapping covered */
 	struct hmap thread_names;     /* thread_id -> interned name ptr */
 	uint64_t names_generation;    /* thread list changes -> names re-read */
-	/* Memory copied in bulk for the current py_copy_frames (3.11+ data stack chunks). */
-	struct py_region { uint64_t addr; size_t len; uint8_t *buf; size_t cap; } regions[2];
+	/* Memory copied in bulk for the current py_copy_frames (3.11+ data stack chunks: the current
+	 * one, then older ones as the chain reaches them). */
+	struct py_region { uint64_t addr; size_t len; uint8_t *buf; size_t cap; } regions[8];
 	int nregions;
+	uint64_t chunk_prev;          /* the next older data stack chunk not copied yet, 0 if none */
+	/* The thread states of the previous tick, read ahead in one vectored read by the next */
+	VEC(uint64_t) ts_prev;
+	VEC(struct target_iov) ts_iov;
+	VEC(bool) ts_ok;
+	uint8_t *ts_buf;
+	size_t ts_cap;
+	/* 3.10 and older: the frames of the previous sample's chain, read in one vectored read */
+	uint8_t *spec_buf;
+	size_t spec_cap;
 	/* py_decode_frames scratch: distinct code objects of one sample and their bytes */
 	VEC(uint64_t) batch_codes;
 	VEC(struct target_iov) batch_iov;

@@ -627,9 +627,11 @@ int pyobj_instance_attr(struct py_reader *r, uint64_t obj, const char *name, uin
 		if (read_i64(r, type + TYPE_BASICSIZE, &basicsize) || read_i64(r, type + TYPE_ITEMSIZE, &itemsize) ||
 		    read_i64(r, obj + (uint64_t)r->L->var_ob_size, &size))
 			return E_READ;
+		if (size < -(1 << 24) || size > (1 << 24))   /* checked before the negation: INT64_MIN */
+			return E_READ;
 		if (size < 0)
 			size = -size;
-		if (basicsize < 0 || basicsize > 4096 || itemsize < 0 || itemsize > 64 || size > (1 << 24))
+		if (basicsize < 0 || basicsize > 4096 || itemsize < 0 || itemsize > 64)
 			return E_READ;
 		int64_t total = (basicsize + size * itemsize + 7) & ~(int64_t)7;
 		dictoffset += total;

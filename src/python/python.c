@@ -401,9 +401,15 @@ void py_close(struct py_proc *p)
 	for (size_t i = 0; i < p->threads.n; i++) {
 		vec_free(&p->threads.v[i].frames);
 		vec_free(&p->threads.v[i].raw);
+		vec_free(&p->threads.v[i].spec);
 	}
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < (int)(sizeof p->regions / sizeof p->regions[0]); i++)
 		free(p->regions[i].buf);
+	free(p->spec_buf);
+	vec_free(&p->ts_prev);
+	vec_free(&p->ts_iov);
+	vec_free(&p->ts_ok);
+	free(p->ts_buf);
 	vec_free(&p->batch_codes);
 	vec_free(&p->batch_iov);
 	vec_free(&p->batch_ok);
@@ -654,6 +660,31 @@ int py_read_threads(struct py_proc *p, struct py_thread **threads, size_t *n, st
 		return err_set(e, target_alive(p->t) ? E_READ : E_NOPROC, "Failed to read the thread list");
 	uint64_t holder = 0;
 	py_gil_holder(p, &holder);
+	uint8_t tbuf[512];
+	size_t want = 0;
+	int fields[] = { L->tstate_next, L->tstate_interp, L->tstate_thread_id, L->tstate_native_thread_id,
+			 L->tstate_holds_gil, L->tstate_status };
+	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+		if (fields[i] >= 0 && (size_t)fields[i] + 8 > want)
+			want = (size_t)fields[i] + 8;
+	if (want > sizeof tbuf)
+		return err_set(e, target_alive(p->t) ? E_READ : E_NOPROC, "Failed to read a thread state");
+	/* The thread list rarely changes between ticks: read the last tick's thread states in one
+	 * vectored read, and use each copy only where the list's next pointer leads to it. */
+	size_t nprev = p->ts_prev.n;
+	if (nprev) {
+		if (p->ts_cap < nprev * want) {
+			p->ts_cap = nprev * want;
+			p->ts_buf = xrealloc(p->ts_buf, p->ts_cap);
+		}
+		vec_reserve(&p->ts_iov, nprev);
+		vec_reserve(&p->ts_ok, nprev);
+		for (size_t k = 0; k < nprev; k++) {
+			p->ts_iov.v[k] = (struct target_iov){ p->ts_prev.v[k], p->ts_buf + k * want, want };
+			p->ts_ok.v[k] = false;
+		}
+		target_readv(p->t, p->ts_iov.v, nprev, p->ts_ok.v);
+	}
 	size_t count = 0;
 	for (; ts && count < MAX_THREADS; count++) {
 		if (count >= p->threads.n) {
@@ -664,14 +695,10 @@ int py_read_threads(struct py_proc *p, struct py_thread **threads, size_t *n, st
 		th->tstate = ts;
 		th->frames.n = 0;
 		th->truncated = false;
-		uint8_t buf[512];
-		size_t want = 0;
-		int fields[] = { L->tstate_next, L->tstate_interp, L->tstate_thread_id, L->tstate_native_thread_id,
-				 L->tstate_holds_gil, L->tstate_status };
-		for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-			if (fields[i] >= 0 && (size_t)fields[i] + 8 > want)
-				want = (size_t)fields[i] + 8;
-		if (want > sizeof buf || target_read(p->t, ts, buf, want))
+		const uint8_t *buf = tbuf;
+		if (count < nprev && p->ts_prev.v[count] == ts && p->ts_ok.v[count])
+			buf = p->ts_buf + count * want;
+		else if (target_read(p->t, ts, tbuf, want))
 			return err_set(e, target_alive(p->t) ? E_READ : E_NOPROC, "Failed to read a thread state");
 		if (field_u64(buf, L->tstate_interp) != p->interp)
 			return err_set(e, E_READ, "Thread state %#lx does not belong to the interpreter",
@@ -695,6 +722,9 @@ int py_read_threads(struct py_proc *p, struct py_thread **threads, size_t *n, st
 		th->name = hmap_get(&p->thread_names, th->thread_id, &name) ? (const char *)(uintptr_t)name : NULL;
 		ts = field_u64(buf, L->tstate_next);
 	}
+	p->ts_prev.n = 0;
+	for (size_t k = 0; k < count; k++)
+		vec_push(&p->ts_prev, p->threads.v[k].tstate);
 	*threads = p->threads.v;
 	*n = count;
 	return 0;
@@ -767,10 +797,58 @@ static void mark_last_entry(struct py_thread *th)
 		th->frames.v[th->frames.n - 1].is_entry = true;
 }
 
-/* Read len bytes at addr, from a region copied in bulk when it covers them. */
+/* 3.11+: _PyStackChunk is { previous, size, top (in slots, saved when a newer chunk is
+ * pushed), data[] }. */
+#define CHUNK_HEADER 24
+#define CHUNK_GUESS (16u << 10)   /* DATA_STACK_CHUNK_SIZE: most chunks come whole in one read */
+#define MAX_CHUNK_COPY (512u << 10)
+
+static bool region_copy(struct py_proc *p, struct py_region *r, uint64_t start, size_t len)
+{
+	if (r->cap < len) {
+		r->buf = xrealloc(r->buf, len);
+		r->cap = len;
+	}
+	ssize_t got = target_read_partial(p->t, start, r->buf, len);
+	if (got <= 0)
+		return false;
+	r->addr = start;
+	r->len = (size_t)got;
+	return true;
+}
+
+/* Copy the next older data stack chunk (the chain went past the ones copied so far): one read
+ * of its header and the first CHUNK_GUESS bytes, a second one only for a bigger chunk. */
+static bool copy_prev_chunk(struct py_proc *p)
+{
+	uint64_t chunk = p->chunk_prev;
+	p->chunk_prev = 0;
+	if (!chunk || (chunk & 7) || p->nregions >= (int)(sizeof p->regions / sizeof p->regions[0]))
+		return false;
+	struct py_region *r = &p->regions[p->nregions];
+	if (!region_copy(p, r, chunk, CHUNK_GUESS) || r->len < CHUNK_HEADER)
+		return false;
+	uint64_t hdr[3];
+	memcpy(hdr, r->buf, sizeof hdr);
+	uint64_t used = CHUNK_HEADER + hdr[2] * 8;
+	if (hdr[2] > MAX_CHUNK_COPY / 8 || used > hdr[1])
+		return false;
+	if (used > r->len && !region_copy(p, r, chunk, (size_t)used))
+		return false;
+	if (r->len > used)
+		r->len = (size_t)used;
+	p->chunk_prev = hdr[0];
+	p->nregions++;
+	return true;
+}
+
+/* Read len bytes at addr, from a region copied in bulk when it covers them (copying older data
+ * stack chunks as the chain reaches them). */
 static int mem_read(struct py_proc *p, uint64_t addr, void *buf, size_t len)
 {
-	for (int i = 0; i < p->nregions; i++) {
+	for (int i = 0;; i++) {
+		if (i == p->nregions && !(p->chunk_prev && copy_prev_chunk(p)))
+			break;
 		const struct py_region *r = &p->regions[i];
 		if (addr >= r->addr && addr + len <= r->addr + r->len && addr + len >= addr) {
 			memcpy(buf, r->buf + (addr - r->addr), len);
@@ -781,14 +859,14 @@ static int mem_read(struct py_proc *p, uint64_t addr, void *buf, size_t len)
 }
 
 /* 3.11+: copy the used part of the thread's current data-stack chunk (where its frames live)
- * with one read, so walking the chain costs no further system calls. */
-#define MAX_CHUNK_COPY (512u << 10)
-
+ * with one read, so walking the chain costs no further system calls (older chunks are copied
+ * the same way once the chain reaches them). */
 static void copy_datastack(struct py_proc *p, const struct py_thread *th)
 {
 	const struct py_layout *L = &p->layout;
 	uint64_t ptrs[2];   /* datastack_chunk, datastack_top (adjacent in 3.11-3.14) */
 	p->nregions = 0;
+	p->chunk_prev = 0;
 	if (L->tstate_datastack_chunk < 0 ||
 	    target_read(p->t, th->tstate + (uint64_t)L->tstate_datastack_chunk, ptrs, sizeof ptrs))
 		return;
@@ -801,16 +879,11 @@ static void copy_datastack(struct py_proc *p, const struct py_thread *th)
 		len = MAX_CHUNK_COPY;
 	}
 	struct py_region *r = &p->regions[0];
-	if (r->cap < len) {
-		r->buf = xrealloc(r->buf, len);
-		r->cap = len;
-	}
-	ssize_t got = target_read_partial(p->t, start, r->buf, len);
-	if (got <= 0)
+	if (!region_copy(p, r, start, len))
 		return;
-	r->addr = start;
-	r->len = (size_t)got;
 	p->nregions = 1;
+	if (start == chunk && r->len >= CHUNK_HEADER)
+		memcpy(&p->chunk_prev, r->buf, 8);
 }
 
 static int copy_frames_object(struct py_proc *p, struct py_thread *th)
@@ -827,18 +900,63 @@ static int copy_frames_object(struct py_proc *p, struct py_thread *th)
 	uint8_t fbuf[512];
 	if (want > sizeof fbuf)
 		return E_INTERNAL;
+	/* Frame objects are separate heap objects, each needing its own read. But the outer part of
+	 * the chain rarely changes between samples: once the walk meets a frame of the previous
+	 * chain, that frame and all older ones of that chain are read in one vectored read, and
+	 * used for as long as each one's f_back leads to the next (the bytes are what is at that
+	 * address now, so the chain stays exact; where it parts, reading goes on one by one). */
+	size_t nspec = th->spec_tstate == th->tstate ? th->spec.n : 0, spec_at = 0, spec_end = 0;
+	int searches = 0;
 	for (int depth = 0; f; depth++) {
 		if (depth >= MAX_FRAMES) {
 			th->truncated = true;
-			return 0;
+			break;
 		}
-		if ((f & 7) || target_read(p->t, f, fbuf, want))
+		if (f & 7)
 			return E_READ;
-		struct py_rawframe r = { .frame = f, .code = field_u64(fbuf, L->frame_code),
-					 .lasti = field_i32(fbuf, L->frame_lasti), .is_entry = true };
+		const uint8_t *fb = NULL;
+		if (spec_at < spec_end && th->spec.v[spec_at] == f && p->batch_ok.v[spec_at])
+			fb = p->spec_buf + spec_at * want;
+		else if (nspec && searches < 8) {
+			searches++;
+			size_t j = 0;
+			while (j < nspec && th->spec.v[j] != f)
+				j++;
+			if (j < nspec) {
+				if (p->spec_cap < nspec * want) {
+					p->spec_cap = nspec * want;
+					p->spec_buf = xrealloc(p->spec_buf, p->spec_cap);
+				}
+				vec_reserve(&p->batch_iov, nspec);
+				vec_reserve(&p->batch_ok, nspec);
+				for (size_t k = j; k < nspec; k++) {
+					p->batch_iov.v[k] = (struct target_iov){ th->spec.v[k], p->spec_buf + k * want, want };
+					p->batch_ok.v[k] = false;
+				}
+				target_readv(p->t, p->batch_iov.v + j, nspec - j, p->batch_ok.v + j);
+				spec_at = j;
+				spec_end = nspec;
+				if (p->batch_ok.v[j])
+					fb = p->spec_buf + j * want;
+			}
+		}
+		if (fb) {
+			spec_at++;
+		} else {
+			spec_end = 0;
+			if (target_read(p->t, f, fbuf, want))
+				return E_READ;
+			fb = fbuf;
+		}
+		struct py_rawframe r = { .frame = f, .code = field_u64(fb, L->frame_code),
+					 .lasti = field_i32(fb, L->frame_lasti), .is_entry = true };
 		vec_push(&th->raw, r);
-		f = field_u64(fbuf, L->frame_back);
+		f = field_u64(fb, L->frame_back);
 	}
+	th->spec.n = 0;
+	for (size_t k = 0; k < th->raw.n; k++)
+		vec_push(&th->spec, th->raw.v[k].frame);
+	th->spec_tstate = th->tstate;
 	return 0;
 }
 

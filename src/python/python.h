@@ -52,6 +52,10 @@ struct py_thread {
 	VEC(struct py_frame) frames;   /* innermost first */
 	VEC(struct py_rawframe) raw;   /* what py_copy_frames copied, innermost first */
 	bool truncated;          /* the chain hit the depth limit or a bad pointer */
+	/* 3.10 and older: the frame addresses of the last chain copied for tstate spec_tstate,
+	 * innermost first (read ahead in one vectored read by the next copy) */
+	VEC(uint64_t) spec;
+	uint64_t spec_tstate;
 };
 
 enum py_linemode {

@@ -105,3 +105,13 @@ int target_thread_fs_base(pid_t tid, uint64_t *fs_base)
 	*fs_base = FAKE_BASE;
 	return 0;
 }
+
+size_t target_readv(struct target *t, const struct target_iov *iov, size_t n, bool *ok)
+{
+	size_t good = 0;
+	for (size_t i = 0; i < n; i++) {
+		ok[i] = target_read(t, iov[i].addr, iov[i].buf, iov[i].len) == 0;
+		good += ok[i];
+	}
+	return good;
+}

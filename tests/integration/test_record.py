@@ -24,13 +24,14 @@ WORK_LINE = marker_line(BUSY, "# WORK-LINE")
 WORK_DEF = marker_line(BUSY, "def work(units):")
 
 
-def check_written(stderr, out_path, stacks):
+def check_written(stderr, out_path, stacks, max_errors=None):
     """The Wrote line names out_path and its sample count is the file's total. Returns N."""
     path, n, errors = parse_wrote(stderr)
     assert path == str(out_path), stderr
     total = sum(stacks.values())
     assert n == total, "Wrote line says %d samples, the file holds %d\n%s" % (n, total, stderr)
-    assert errors <= max(2, n // 50), "too many errors: %s" % stderr
+    limit = max(2, n // 50) if max_errors is None else max_errors
+    assert errors <= limit, "too many errors: %s" % stderr
     return n
 
 
@@ -56,12 +57,12 @@ def record_raw(tmp_path, args, name="out", timeout=30):
     return finish_raw(*bg_raw(tmp_path, args, name), timeout=timeout)
 
 
-def finish_raw(bg, out, timeout=30, rc_expected=0):
+def finish_raw(bg, out, timeout=30, rc_expected=0, max_errors=None):
     rc, stdout, stderr = bg.wait(timeout)
     assert rc == rc_expected, "mixspy record: rc %d, expected %d:\n%s" % (rc, rc_expected, stderr)
     with open(str(out), encoding="utf-8") as f:
         stacks = parse_collapsed(f.read())
-    n = check_written(stderr, out, stacks)
+    n = check_written(stderr, out, stacks, max_errors)
     return stacks, n, stderr, stdout
 
 
@@ -88,11 +89,11 @@ def test_75_25(interp, start, tmp_path):
     # Rounds of ~0.1 ms, far shorter than the 2.5 ms between samples; target and mixspy at a
     # raised priority, so that other load on the machine does not freeze the target in one spot.
     w = start_prio(start, interp, "busy_75_25.py", ["--seconds", 60, "--inner", 1000], nice=-19)
-    bg, out = bg_raw(tmp_path, ["--pid", w.pid, "-d", 3, "-r", 400], "out", nice=-19)
+    bg, out = bg_raw(tmp_path, ["--pid", w.pid, "-d", 4, "-r", 400], "out", nice=-19)
     stacks, n, err, _ = finish_raw(bg, out)
     by = leaf_counts(stacks, {"heavy", "light"})
     total = by["heavy"] + by["light"]
-    assert total >= 0.8 * n and total >= 600, "too few samples in heavy/light: %s of %d" % (by, n)
+    assert total >= 0.8 * n and total >= 800, "too few samples in heavy/light: %s of %d" % (by, n)
     share = 100.0 * by["heavy"] / total
     print("75/25 %s: heavy %.1f%% (%d of %d samples)" % (interp.id, share, by["heavy"], total))
     assert abs(share - 75.0) <= 5.0, "heavy got %.1f%% of %d samples, expected 75 +- 5" % (share, total)
@@ -172,19 +173,23 @@ def test_subprocesses(interp, start, tmp_path):
     w = start_prio(start, interp, "subproc.py", ["--seconds", 60])
     children = [int(p) for p in w.ready_lines[2].split()[1:]]
     assert len(children) == 2, w.ready_lines
-    stacks, n, _, _ = record_raw(tmp_path, ["--pid", w.pid, "-d", 1, "--subprocesses"])
+    stacks, n, _, _ = record_raw(tmp_path, ["--pid", w.pid, "-d", 1.5, "--subprocesses"])
     parent_frame = 'process %d:"%s"' % (w.pid, " ".join(harness.cmdline_of(w.pid)))
     line = marker_line(os.path.join(NE, "subproc.py"), "# CHILD-WORK-LINE")
+    first = marker_line(os.path.join(NE, "subproc.py"), "def child_work(deadline):")
     for child in children:
         mine = {s: k for s, k in stacks.items()
                 if len(s) > 1 and s[1].name.startswith("process %d:" % child)}
         k = sum(mine.values())
-        assert k >= 0.2 * n and k >= 15, "child %d: %d of %d samples" % (child, k, n)
+        assert k >= 0.2 * n and k >= 10, "child %d: %d of %d samples" % (child, k, n)
         for s in mine:
             assert s[0].name == parent_frame, s[0]
             assert s[1].name == 'process %d:"%s"' % (child, " ".join(harness.cmdline_of(child))), s[1]
-        hot = sum(k for s, k in mine.items() if s[-1].name == "child_work" and s[-1].line == line)
-        assert hot >= 0.5 * k, "child %d: %d of %d samples at child_work:%d" % (child, hot, k, line)
+        hot = {s: c for s, c in mine.items() if s[-1].name == "child_work"}
+        assert sum(hot.values()) >= 0.7 * k, "child %d: %d of %d samples in child_work" % (
+            child, sum(hot.values()), k)
+        assert all(first < s[-1].line <= line for s in hot), list(hot)
+        assert any(s[-1].line == line for s in hot), list(hot)
     assert_not_stopped(w.pid)
     for child in children:
         assert_not_stopped(child)
@@ -246,7 +251,8 @@ def test_launched_duration_not_killed(interp, tmp_path):
 def test_attached_exits_mid_record(interp, start, tmp_path):
     """record --pid with no duration: stops when the target exits, file written."""
     w = start_prio(start, interp, "exit_code.py", ["--work", 1.2, "--code", 0])
-    stacks, n, stderr, _ = record_raw(tmp_path, ["--pid", w.pid])
+    # While the interpreter is torn down its thread list can't be read: a few errors at the end.
+    stacks, n, stderr, _ = finish_raw(*bg_raw(tmp_path, ["--pid", w.pid], "out"), max_errors=10)
     assert "Stopped sampling because process exited" in stderr, stderr
     assert n >= 50, "%d samples" % n
     assert any(s[-1].name == "work" for s in stacks), stacks
@@ -318,7 +324,8 @@ def test_line_modes(interp, start, tmp_path):
         runs[key] = (ws[i],) + bg_raw(tmp_path, ["--pid", ws[i].pid, "-d", 1] + extra, key)
     res = {}
     for key, (w, bg, out) in runs.items():
-        res[key] = finish_raw(bg, out)
+        # Without pausing, a stack that changes while it is read is an error, now and then.
+        res[key] = finish_raw(bg, out, max_errors=30 if "--nonblocking" in variants[key][1] else None)
         assert res[key][1] >= 40, "%s: %d samples" % (key, res[key][1])
     for w in ws:
         assert_not_stopped(w.pid)
