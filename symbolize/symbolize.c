@@ -484,7 +484,10 @@ void symbolizer_free(struct symbolizer *s)
 
 void symbolizer_maps_changed(struct symbolizer *s)
 {
-	s->stale = true;
+	/* Nothing to drop yet: the next lookup compares the file mappings' signature and
+	 * rebuilds only when modules really came or went (the maps change all the time for
+	 * heap growth, which must not reload every module's unwind and debug info). */
+	s->maps_generation = 0;
 }
 
 int sym_lookup(struct symbolizer *s, uint64_t pc, bool is_return_addr, struct sym_frame *out, size_t max,

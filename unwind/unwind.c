@@ -668,7 +668,10 @@ void unwinder_free(struct unwinder *u)
 
 void unwinder_maps_changed(struct unwinder *u)
 {
-	u->stale = true;
+	/* Nothing to drop yet: the next lookup compares the file mappings' signature and
+	 * rebuilds only when modules really came or went (the maps change all the time for
+	 * heap growth, which must not reload every module's unwind and debug info). */
+	u->maps_generation = 0;
 }
 
 int unwind_capture(struct unwinder *u, pid_t tid, struct unwind_snapshot *snap, struct err *e)

@@ -1123,6 +1123,13 @@ int py_read_frames(struct py_proc *p, struct py_thread *th, enum py_linemode mod
 bool py_thread_holds_gil(struct py_proc *p, const struct py_thread *th)
 {
 	const struct py_layout *L = &p->layout;
+	/* 2.7's GIL is dropped and retaken every 100 bytecodes, microseconds apart, and a ptrace
+	 * stop tends to land in that window: the holder read before any pause (py_read_threads)
+	 * is the better estimate there (measured on the contention workload: 44% vs 90% of
+	 * samples held). From 3.2 the GIL changes hands at most every 5 ms; re-reading it here
+	 * is what keeps it from going stale while other threads are paused. */
+	if (p->version.major == 2)
+		return th->holds_gil;
 	if (L->tstate_holds_gil >= 0) {
 		int32_t v;
 		return target_read(p->t, th->tstate + (uint64_t)L->tstate_holds_gil, &v, 4) == 0 ? v != 0 : th->holds_gil;
