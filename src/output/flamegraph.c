@@ -282,6 +282,36 @@ static void fg_legend(struct fg_writer *w, unsigned y)
 	}
 }
 
+/* The title is the whole command line, which can be far wider than the graph: past
+ * FG_TITLE_MAX characters keep its start and end around an ellipsis (cut on UTF-8 character
+ * boundaries), with the full text as the title's tooltip. */
+#define FG_TITLE_MAX 90
+
+static size_t utf8_back(const char *s, size_t i)
+{
+	while (i > 0 && ((unsigned char)s[i] & 0xc0) == 0x80)
+		i--;
+	return i;
+}
+
+static void fg_title(struct strbuf *sb, const char *title)
+{
+	size_t n = strlen(title);
+	if (n <= FG_TITLE_MAX) {
+		out_add_xml(sb, title);
+		return;
+	}
+	size_t head = utf8_back(title, FG_TITLE_MAX / 2), tail = utf8_back(title, n - FG_TITLE_MAX / 2 + 3);
+	char *h = xstrndup(title, head);
+	out_add_xml(sb, h);
+	free(h);
+	sb_adds(sb, "...");
+	out_add_xml(sb, title + tail);
+	sb_adds(sb, "<title>");
+	out_add_xml(sb, title);
+	sb_adds(sb, "</title>");
+}
+
 int write_flamegraph(const struct profile *p, const struct output_opts *o, FILE *out, struct err *e)
 {
 	struct out_tree t;
@@ -307,7 +337,7 @@ int write_flamegraph(const struct profile *p, const struct output_opts *o, FILE 
 		"</linearGradient></defs>\n");
 	sb_adds(&w.sb, "<rect x=\"0\" y=\"0\" width=\"100%\" height=\"100%\" fill=\"url(#background)\"/>\n");
 	sb_addf(&w.sb, "<text id=\"title\" x=\"%d\" y=\"24\" text-anchor=\"middle\">", FG_WIDTH / 2);
-	out_add_xml(&w.sb, p->title && *p->title ? p->title : "mixspy");
+	fg_title(&w.sb, p->title && *p->title ? p->title : "mixspy");
 	sb_adds(&w.sb, "</text>\n");
 	sb_addf(&w.sb, "<text id=\"unzoom\" class=\"hide\" x=\"%d\" y=\"24\">Reset Zoom</text>\n", FG_PAD);
 	sb_addf(&w.sb, "<text id=\"search\" x=\"%d\" y=\"24\" text-anchor=\"end\">Search</text>\n", FG_WIDTH - FG_PAD);

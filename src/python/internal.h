@@ -46,7 +46,8 @@ struct py_proc {
 	struct hmap tid_map;          /* thread_id -> os tid (versions without native_thread_id) */
 	struct hmap tid_tried;        /* thread ids the last mapping covered */
 	struct hmap thread_names;     /* thread_id -> interned name ptr */
-	uint64_t names_generation;    /* thread list changes -> names re-read */
+	uint64_t names_generation;
+	uint64_t names_interval;      /* calls between retries for nameless threads */
 	/* Memory copied in bulk for the current py_copy_frames (3.11+ data stack chunks: the current
 	 * one, then older ones as the chain reaches them). */
 	struct py_region { uint64_t addr; size_t len; uint8_t *buf; size_t cap; } regions[8];

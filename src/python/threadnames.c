@@ -5,7 +5,9 @@
  * Reading names walks sys.modules and two dicts, so the result is kept in p->thread_names and
  * read again only when a thread id shows up that the last read did not see. Threads the last read
  * saw without a name (started with _thread, or not yet registered) are kept as 0 and retried
- * every NAMES_RETRY calls, which p->names_generation counts.
+ * with a doubling interval (1, 2, 4 ... NAMES_RETRY calls, counted by p->names_generation): a
+ * program just launched registers its threads moments after we first look, and a label missing
+ * for more than a few samples splits the thread in two in `record --threads` output.
  */
 #include "internal.h"
 
@@ -75,8 +77,11 @@ int py_read_thread_names(struct py_proc *p, struct py_thread *threads, size_t n)
 	}
 	p->names_generation++;
 	int rc = 0;
-	if (unknown || (nameless && p->names_generation >= NAMES_RETRY)) {
+	if (!p->names_interval)
+		p->names_interval = 1;
+	if (unknown || (nameless && p->names_generation >= p->names_interval)) {
 		p->names_generation = 0;
+		p->names_interval = nameless && p->names_interval < NAMES_RETRY ? p->names_interval * 2 : 1;
 		rc = read_names(p);
 		/* Remember every thread this read covered, named or not, so the next calls are cheap. */
 		for (size_t i = 0; i < n; i++)

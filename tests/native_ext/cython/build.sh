@@ -27,8 +27,10 @@ log="$out/cyfast-build.log"
 (cd "$out" && cython3 -3 cyfast.pyx -o cyfast.c) >"$log" 2>&1 || fail "cython3 failed (see $log)"
 # Extra -idirafter for the Debian-unstable interpreters (see ../shared/tools/newer-python.sh).
 extra=""
-root=$(dirname "$(dirname "$(dirname "$inc")")")
-[ -d "$root/root/usr/include" ] && extra="-idirafter $root/root/usr/include"
+# Their include dir is DEST/root/usr/include/pythonX.Y: the C library headers are one level up.
+case "$inc" in
+*/root/usr/include/*) extra="-idirafter ${inc%/*}" ;;
+esac
 so="$out/cyfast$suffix"
 if ! ${CC:-cc} -g -O1 -fPIC -shared -I"$inc" $extra -o "$so" "$out/cyfast.c" >>"$log" 2>&1; then
 	err=$(grep -m1 'error:' "$log" | sed 's|^.*error: ||' | cut -c1-160)
