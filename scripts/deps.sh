@@ -11,7 +11,7 @@ BUILD="gcc make pkg-config libunwind-dev libdw-dev libelf-dev libcapstone-dev li
 # files (speedscope in chromium, go tool pprof, xmllint), tmux for top, valgrind.
 TEST="python3 python3-dev python3-numpy cython3 python3-pytest python3-pytest-xdist
  python3-pytest-timeout python3-jsonschema libxml2-utils chromium golang-go graphviz tmux valgrind
- clang npm patchelf"
+ clang npm patchelf zsh fish groff-base"
 DEMO="python3 python3-dev"
 BENCH="austin"
 
