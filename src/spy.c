@@ -265,6 +265,11 @@ static int check_not_torn(struct spy *s, struct py_thread *th, struct err *e)
 	if (!same)
 		return err_set(e, E_READ, "The stack of thread %#lx changed while it was read (torn read)",
 			       (unsigned long)th->thread_id);
+	/* Two reads can agree on the same cut chain: from 3.11 every chain ends at the entry frame
+	 * of the outermost eval call, so one that ends elsewhere was cut while it was read. */
+	if (!py_chain_complete(s->py, th))
+		return err_set(e, E_READ, "The stack of thread %#lx was cut while it was read (torn read)",
+			       (unsigned long)th->thread_id);
 	return 0;
 }
 
@@ -419,6 +424,11 @@ int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct e
 			continue;
 		}
 		bool active = running == 1 && !idle_by_frame(th);
+		/* --gil keeps the holder only: judged again now that holds_gil was re-read paused. */
+		if (s->o.gil_only && !th->holds_gil) {
+			native_snapshot_free(native_snapshot);
+			continue;
+		}
 		if (!s->o.idle && !active && !futex_waiting && !(s->o.gil_only && th->holds_gil)) {
 			native_snapshot_free(native_snapshot);
 			continue;

@@ -1114,6 +1114,15 @@ int py_decode_frames(struct py_proc *p, struct py_thread *th, enum py_linemode m
 	return 0;
 }
 
+bool py_chain_complete(struct py_proc *p, const struct py_thread *th)
+{
+	const struct py_layout *L = &p->layout;
+	if (L->frame_model == PYFRAME_OBJECT || th->truncated || th->raw.n == 0)
+		return true;
+	const struct py_rawframe *last = &th->raw.v[th->raw.n - 1];
+	return L->frame_model == PYFRAME_311 ? last->is_entry : is_shim(L, last->owner);
+}
+
 int py_read_frames(struct py_proc *p, struct py_thread *th, enum py_linemode mode, struct err *e)
 {
 	int rc = py_copy_frames(p, th, e);

@@ -86,6 +86,9 @@ int py_copy_frames(struct py_proc *p, struct py_thread *th, struct err *e);
 /* The rest, after the thread runs again: code objects (validated in one vectored read, cached
  * by address), names, lines, entry marks. */
 int py_decode_frames(struct py_proc *p, struct py_thread *th, enum py_linemode mode, struct err *e);
+/* Does th->raw end where a real chain ends? (3.11: an is_entry frame; 3.12+: a shim frame;
+ * always true before 3.11, whose chains can't tell.) For reads of a running thread. */
+bool py_chain_complete(struct py_proc *p, const struct py_thread *th);
 /* Does th hold the GIL right now? (re-read while th is paused; the list's view may be stale) */
 bool py_thread_holds_gil(struct py_proc *p, const struct py_thread *th);
 /* Fill os_tid for threads where the version doesn't store it, by matching thread_id against
