@@ -78,9 +78,12 @@ int py_frame_locals(struct py_proc *p, const struct py_frame *f, size_t repr_bud
 	if (r->type_code && code_u64(code, L->ob_type) != r->type_code)
 		goto out;
 	int32_t nlocals = code_i32(code, L->code_nlocals);
-	int32_t nargs = code_i32(code, L->code_argcount) + code_i32(code, L->code_kwonlyargcount);
-	if (nlocals < 0 || nlocals > MAX_LOCALS) /* garbage */
+	/* Each count is bounded before they are added: garbage must not overflow the sum. */
+	int32_t nposargs = code_i32(code, L->code_argcount), nkwargs = code_i32(code, L->code_kwonlyargcount);
+	if (nlocals < 0 || nlocals > MAX_LOCALS || nposargs < 0 || nposargs > MAX_LOCALS || nkwargs < 0 ||
+	    nkwargs > MAX_LOCALS) /* garbage */
 		goto out;
+	int32_t nargs = nposargs + nkwargs;
 	if (pyobj_read_items(r, code_u64(code, L->code_varnames), MAX_LOCALS, &names, &nnames) ||
 	    nnames < (size_t)nlocals)
 		goto out;
