@@ -66,6 +66,7 @@ struct top {
 	uint64_t errors;
 	char last_error[512];
 	uint64_t late_ticks;
+	double behind;         /* seconds lost to overruns (sampler's max_lateness) */
 
 	const char *cmdline;     /* of the first process sampled, interned (outlives the spy) */
 	char version[32];
@@ -202,7 +203,8 @@ static double pct(uint64_t part, uint64_t whole)
 /* The header lines, without the table. */
 static void header_lines(struct top *t, struct strbuf *out)
 {
-	if (t->late_ticks * 10 > t->ticks && t->ticks > 0)
+	/* py-spy's rule: more than a tenth of the ticks late, and more than a second lost. */
+	if (t->late_ticks * 10 > t->ticks && t->ticks > 0 && t->behind > 1.0)
 		sb_adds(out, "mixspy is behind in sampling, results may be inaccurate. Try reducing the sampling rate.\n");
 	if (t->cmdline)
 		sb_addf(out, "Collecting samples from '%s' (python v%s)%s\n", t->cmdline, t->version,
@@ -455,6 +457,7 @@ static bool on_tick(void *ctx, struct sampler *sm, double elapsed)
 	t->nprocs = sampler_nprocs(sm);
 	t->errors = sm->errors;
 	t->late_ticks = sm->late_ticks;
+	t->behind = sm->max_lateness;
 	snprintf(t->last_error, sizeof t->last_error, "%s", sm->last_error);
 	if (sm->reason) {
 		/* The final call. Give the terminal back now: the sampler may still wait for a

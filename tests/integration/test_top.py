@@ -76,8 +76,14 @@ def test_top_plain_gil_column(interp, ext_dir, start):
     assert last["active"] >= 90, last
     top2 = {r["name"]: r for r in last["rows"][:2]}
     assert set(top2) == {"py_busy", "c_busy"}, "the two busy functions must lead:\n%s" % out
-    assert top2["py_busy"]["gil"] >= 80, "py_busy runs holding the GIL:\n%s" % out
-    assert top2["c_busy"]["gil"] <= 10, "c_busy runs in a kernel without the GIL:\n%s" % out
+    # The GIL share over every full window, weighted by samples: one window of a loaded
+    # machine holds too few ticks (~20) to judge a share on its own.
+    def gil_share(name):
+        rows = [r for t in tables[:-1] for r in t["rows"] if r["name"] == name]
+        own = sum(r["owntime"] for r in rows)
+        return sum(r["gil"] * r["owntime"] for r in rows) / own if own else 0.0
+    assert gil_share("py_busy") >= 80, "py_busy runs holding the GIL:\n%s" % out
+    assert gil_share("c_busy") <= 10, "c_busy runs in a kernel without the GIL:\n%s" % out
     for r in top2.values():
         assert r["own"] >= 80 and r["total"] >= r["own"], out
         assert r["totaltime"] >= r["owntime"] > 0, out
