@@ -1103,7 +1103,8 @@ int py_decode_frames(struct py_proc *p, struct py_thread *th, enum py_linemode m
 					mark_last_entry(th);
 				continue;
 			}
-			if (c->ncodeunits > 0 && (addr < -2 || addr > c->ncodeunits * 2))
+			/* (compared in code units: ncodeunits comes from the target and may be huge) */
+			if (c->ncodeunits > 0 && (addr < -2 || addr / 2 > c->ncodeunits))
 				return err_set(e, E_READ, "Torn frame in thread %#lx (instruction outside its code)",
 					       (unsigned long)th->thread_id);
 		}
