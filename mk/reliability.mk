@@ -49,7 +49,15 @@ endef
 $(foreach n,$(FUZZ_NAMES),$(eval $(call fuzz_bin_rule,$(n))))
 
 .PHONY: fuzz-build fuzz fuzz-corpus fuzz-merge test-asan test-valgrind
-fuzz-build: $(FUZZ_BINS)
+fuzz-build: $(FUZZ_BINS) fuzz-seeds
+
+# Seeds kept elsewhere in the tree are staged into build/fuzz/seeds/NAME rather than copied into
+# tests/fuzz/corpus (the Cython fixture is the unit tests' generated module).
+FUZZ_SEED_FILES := cython:tests/unit/data/cypkg/cymini.c
+.PHONY: fuzz-seeds
+fuzz-seeds:
+	@for pair in $(FUZZ_SEED_FILES); do n=$${pair%%:*}; f=$${pair#*:}; \
+		mkdir -p $(FUZZ_BUILD)/seeds/$$n; cp $$f $(FUZZ_BUILD)/seeds/$$n/; done
 
 # Each fuzzer in turn, bounded; stops at the first crash (the input is kept in build/fuzz/).
 fuzz: fuzz-build
@@ -58,7 +66,8 @@ fuzz: fuzz-build
 		echo "fuzz_$$n: $(FUZZ_SECONDS) s"; \
 		$(FUZZ_BUILD)/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
 			-max_len=65536 -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/crash-$$n- \
-			$(FUZZ_BUILD)/corpus/$$n tests/fuzz/corpus/$$n 2>$(FUZZ_BUILD)/fuzz_$$n.log || \
+			$(FUZZ_BUILD)/corpus/$$n tests/fuzz/corpus/$$n $$(ls -d $(FUZZ_BUILD)/seeds/$$n 2>/dev/null) \
+			2>$(FUZZ_BUILD)/fuzz_$$n.log || \
 			{ tail -40 $(FUZZ_BUILD)/fuzz_$$n.log; exit 1; }; \
 		grep -E 'stat::number_of_executed_units|stat::new_units_added' $(FUZZ_BUILD)/fuzz_$$n.log; \
 	done
@@ -68,6 +77,7 @@ fuzz-corpus: fuzz-build
 	@for n in $(FUZZ_NAMES); do \
 		[ -d tests/fuzz/corpus/$$n ] || continue; \
 		$(FUZZ_BUILD)/fuzz_$$n -runs=0 -timeout=10 -artifact_prefix=$(FUZZ_BUILD)/replay-$$n- tests/fuzz/corpus/$$n \
+			$$(ls -d $(FUZZ_BUILD)/seeds/$$n 2>/dev/null) \
 			>$(FUZZ_BUILD)/replay_$$n.log 2>&1 || { tail -40 $(FUZZ_BUILD)/replay_$$n.log; exit 1; }; \
 		echo "fuzz_$$n: replayed $$(ls tests/fuzz/corpus/$$n | wc -l) inputs"; \
 	done

@@ -214,18 +214,7 @@ static bool on_tick(void *ctx, struct sampler *sm, double elapsed)
 static char *default_output(const struct config *c)
 {
 	char stamp[64];
-	time_t now = time(NULL);
-	struct tm tm;
-	localtime_r(&now, &tm);
-	/* RFC 3339 at seconds, as py-spy (chrono's to_rfc3339_opts(Secs, true)): "Z" for UTC,
-	 * otherwise the offset with a colon (+01:00), which strftime's %z lacks. */
-	size_t len = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-	long off = tm.tm_gmtoff / 60;
-	if (off == 0)
-		snprintf(stamp + len, sizeof stamp - len, "Z");
-	else
-		snprintf(stamp + len, sizeof stamp - len, "%c%02ld:%02ld", off < 0 ? '-' : '+', labs(off) / 60,
-			 labs(off) % 60);
+	time_rfc3339(stamp, sizeof stamp, time(NULL));
 	struct strbuf sb;
 	sb_init(&sb);
 	if (c->program) {

@@ -83,16 +83,7 @@ char *window_path(const char *output, const char *default_stem, enum format f, i
 		sb_adds(&sb, default_stem);
 	}
 	char stamp[64];
-	time_t t = (time_t)from;
-	struct tm tm;
-	localtime_r(&t, &tm);
-	/* The same RFC 3339 stamp as record's default file names: "Z" for UTC, else +hh:mm. */
-	size_t n = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-	long off = tm.tm_gmtoff / 60;
-	if (off == 0)
-		snprintf(stamp + n, sizeof stamp - n, "Z");
-	else
-		snprintf(stamp + n, sizeof stamp - n, "%c%02ld:%02ld", off < 0 ? '-' : '+', labs(off) / 60, labs(off) % 60);
+	time_rfc3339(stamp, sizeof stamp, (time_t)from);
 	sb_addf(&sb, "-%s.%s", stamp, ext);
 	return sb_detach(&sb);
 }

@@ -428,3 +428,15 @@ double now_wall(void)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
+
+void time_rfc3339(char *buf, size_t n, time_t t)
+{
+	struct tm tm;
+	localtime_r(&t, &tm);
+	size_t len = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
+	long off = tm.tm_gmtoff / 60;
+	if (off == 0)
+		snprintf(buf + len, n - len, "Z");
+	else
+		snprintf(buf + len, n - len, "%c%02ld:%02ld", off < 0 ? '-' : '+', labs(off) / 60, labs(off) % 60);
+}

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* ---- errors ---------------------------------------------------------------------------------- */
 
@@ -127,5 +128,8 @@ size_t interner_count(const struct interner *in);
 
 double now_monotonic(void);   /* seconds */
 double now_wall(void);        /* seconds since the epoch */
+/* Local time t as RFC 3339 at seconds, as py-spy names its files: "2026-11-21T09:35:34Z" in UTC,
+ * else with the offset "+01:00" (strftime's %z has no colon). */
+void time_rfc3339(char *buf, size_t n, time_t t);
 
 #endif
