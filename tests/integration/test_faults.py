@@ -182,11 +182,6 @@ def wait_gone(pid, timeout=10):
     return False
 
 
-def needs_native(interp):
-    if interp.version[0] < 3 or (interp.version[0] == 3 and interp.version[1] < 6):
-        pytest.skip("--native is not tested before 3.6")
-
-
 def all_threads_running(pid):
     """Raises if any thread of pid is stopped; fine if it is gone."""
     assert_not_stopped(pid, must_be_alive=False)
@@ -198,8 +193,6 @@ def all_threads_running(pid):
 def test_launched_target_exits(interp, tmp_path, native):
     """record -- python prog: the program ends mid-sample; the profile is written, its exit status
     passed on."""
-    if native:
-        needs_native(interp)
     out = str(tmp_path / "exit.txt")
     args = (["--native"] if native else []) + ["--", interp.path, os.path.join(harness.NATIVE_EXT, "exit_code.py"),
                                                 "--work", "1.5", "--code", "3"]
@@ -285,10 +278,6 @@ def test_target_forks_subprocesses(debian_interp, start, scripts, tmp_path):
 
 @pytest.mark.parametrize("native", [False, True], ids=["python", "native"])
 def test_thread_churn(interp, start, scripts, tmp_path, native):
-    if native:
-        needs_native(interp)
-        if interp.source != "debian":
-            pytest.skip("--native churn runs on Debian's python only (time)")
     w = start(interp, str(scripts / "churn.py"), ["--seconds", 30])
     out = str(tmp_path / "churn.txt")
     rc, err = record(["-d", "2", "-r", "300", "--threads", "--pid", w.pid] + (["--native"] if native else []), out)
