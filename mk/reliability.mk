@@ -44,7 +44,7 @@ $(FUZZ_BUILD)/obj/%.o: %.c
 define fuzz_bin_rule
 $(FUZZ_BUILD)/fuzz_$(1): tests/fuzz/fuzz_$(1).c $(FUZZ_OBJ_$(1))
 	@mkdir -p $$(dir $$@)
-	$$(FUZZ_CC) $$(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -o $$@ $$(filter %.c %.o,$$^) $$(FUZZ_LIBS) -lm
+	$$(FUZZ_CC) $$(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -o $$@ $$< $$(FUZZ_OBJ_$(1)) $$(FUZZ_LIBS) -lm
 endef
 $(foreach n,$(FUZZ_NAMES),$(eval $(call fuzz_bin_rule,$(n))))
 

@@ -72,4 +72,8 @@ struct py_proc {
 	struct strbuf scratch;
 };
 
+/* An empty py_proc over t (no discovery): py_open's first step, and how the frame fuzzer builds
+ * one around a fake target. Freed by py_close. */
+struct py_proc *py_proc_new(struct target *t, struct interner *strs, bool full_filenames);
+
 #endif

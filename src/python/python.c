@@ -309,7 +309,7 @@ static void resolve_types(struct py_proc *p, const struct candidate *c)
 	p->rd.type_str2 = p->version.major == 2 ? p->rd.type_bytes : 0;
 }
 
-int py_open(struct py_proc **out, struct target *t, struct interner *strs, bool full_filenames, struct err *e)
+struct py_proc *py_proc_new(struct target *t, struct interner *strs, bool full_filenames)
 {
 	struct py_proc *p = xcalloc(1, sizeof(*p));
 	p->t = t;
@@ -321,6 +321,12 @@ int py_open(struct py_proc **out, struct target *t, struct interner *strs, bool 
 	hmap_init(&p->tid_tried);
 	hmap_init(&p->thread_names);
 	sb_init(&p->scratch);
+	return p;
+}
+
+int py_open(struct py_proc **out, struct target *t, struct interner *strs, bool full_filenames, struct err *e)
+{
+	struct py_proc *p = py_proc_new(t, strs, full_filenames);
 
 	/* Candidates: libpython first (its symbols are the interpreter's), then the executable. */
 	const char *paths[2] = { NULL, NULL };
@@ -497,6 +503,17 @@ static int32_t field_i32(const uint8_t *buf, int off)
 	return v;
 }
 
+/* How many bytes from the start of a structure cover these fields, each `width` bytes wide
+ * (absent fields, -1, don't count). */
+static size_t fields_end(const int *offs, size_t n, size_t width)
+{
+	size_t end = 0;
+	for (size_t i = 0; i < n; i++)
+		if (offs[i] >= 0 && (size_t)offs[i] + width > end)
+			end = (size_t)offs[i] + width;
+	return end;
+}
+
 /* The code object at addr, whose first code_size bytes are in buf: from the cache when those
  * bytes still describe the cached object, else read again (names, line table). */
 static const struct py_code *code_from_buf(struct py_proc *p, uint64_t addr, const uint8_t *buf)
@@ -661,12 +678,9 @@ int py_read_threads(struct py_proc *p, struct py_thread **threads, size_t *n, st
 	uint64_t holder = 0;
 	py_gil_holder(p, &holder);
 	uint8_t tbuf[512];
-	size_t want = 0;
 	int fields[] = { L->tstate_next, L->tstate_interp, L->tstate_thread_id, L->tstate_native_thread_id,
 			 L->tstate_holds_gil, L->tstate_status };
-	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-		if (fields[i] >= 0 && (size_t)fields[i] + 8 > want)
-			want = (size_t)fields[i] + 8;
+	size_t want = fields_end(fields, sizeof fields / sizeof fields[0], 8);
 	if (want > sizeof tbuf)
 		return err_set(e, target_alive(p->t) ? E_READ : E_NOPROC, "Failed to read a thread state");
 	/* The thread list rarely changes between ticks: read the last tick's thread states in one
@@ -892,11 +906,10 @@ static int copy_frames_object(struct py_proc *p, struct py_thread *th)
 	uint64_t f;
 	if (target_read_u64(p->t, th->tstate + (uint64_t)L->tstate_frame, &f))
 		return E_READ;
-	size_t want = (size_t)L->frame_lasti + 4;
-	if ((size_t)L->frame_back + 8 > want)
-		want = (size_t)L->frame_back + 8;
-	if ((size_t)L->frame_code + 8 > want)
-		want = (size_t)L->frame_code + 8;
+	int ptrs[] = { L->frame_back, L->frame_code }, ints[] = { L->frame_lasti };
+	size_t want = fields_end(ptrs, 2, 8);
+	if (fields_end(ints, 1, 4) > want)
+		want = fields_end(ints, 1, 4);
 	uint8_t fbuf[512];
 	if (want > sizeof fbuf)
 		return E_INTERNAL;
@@ -978,11 +991,8 @@ static int copy_frames_interp(struct py_proc *p, struct py_thread *th)
 	if (!f)
 		return 0;
 	copy_datastack(p, th);
-	size_t want = 0;
 	int fields[] = { L->iframe_previous, L->iframe_code, L->iframe_instr, L->iframe_is_entry, L->iframe_owner };
-	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-		if (fields[i] >= 0 && (size_t)fields[i] + 8 > want)
-			want = (size_t)fields[i] + 8;
+	size_t want = fields_end(fields, sizeof fields / sizeof fields[0], 8);
 	uint8_t fbuf[256];
 	if (want > sizeof fbuf)
 		return E_INTERNAL;

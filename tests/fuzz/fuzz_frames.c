@@ -29,16 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct target t;
 	fake_target_init(&t, data + FUZZ_HEADER, size - FUZZ_HEADER);
 
-	struct py_proc *p = xcalloc(1, sizeof(*p));
-	p->t = &t;
-	p->strs = strs;
-	p->full_filenames = true;    /* shortening would stat() random names */
-	hmap_init(&p->code_index);
-	hmap_init(&p->short_names);
-	hmap_init(&p->tid_map);
-	hmap_init(&p->tid_tried);
-	hmap_init(&p->thread_names);
-	sb_init(&p->scratch);
+	struct py_proc *p = py_proc_new(&t, strs, true);    /* full names: shortening would stat() random names */
 	p->version.major = major;
 	p->version.minor = minor;
 	p->layout = *L;
