@@ -47,8 +47,9 @@ def main():
     for _, started in threads:
         started.wait(20)
     workload_common.signal_ready(args.ready)
+    # join() without a timeout: Python 2's timed join polls and would compete for the GIL.
     for t, _ in threads:
-        t.join(max(0.0, deadline - time.time()) + 1)
+        t.join()
 
 
 if __name__ == "__main__":

@@ -42,9 +42,10 @@ def main():
     py_started.wait(20)
     c_started.wait(20)
     workload_common.signal_ready(args.ready)
-    while py_t.is_alive() or c_t.is_alive():
-        py_t.join(0.5)
-        c_t.join(0.5)
+    # join() without a timeout: Python 2's timed join polls, taking the GIL ~20 times a second,
+    # and on a loaded machine py-worker then waits for the GIL a measurable share of the time.
+    py_t.join()
+    c_t.join()
 
 
 if __name__ == "__main__":
