@@ -18,10 +18,26 @@
 #include <unistd.h>
 
 volatile sig_atomic_t sampler_stop_signal;
+volatile sig_atomic_t sampler_child_signal;
 
 static void on_signal(int sig)
 {
 	sampler_stop_signal = sig;
+}
+
+/* SIGCHLD: a seized thread stopped (for a signal to forward) or a thread or child exited. */
+static void on_child(int sig)
+{
+	(void)sig;
+	sampler_child_signal = 1;
+}
+
+void sampler_service(struct sampler *sm)
+{
+	sampler_child_signal = 0;
+	for (size_t i = 0; i < sm->procs.n; i++)
+		if (sm->procs.v[i]->open)
+			target_service(&sm->procs.v[i]->spy.t);
 }
 
 static struct spy_opts opts_of(const struct config *c)
@@ -30,7 +46,7 @@ static struct spy_opts opts_of(const struct config *c)
 		.native = c->native, .nonblocking = c->nonblocking, .idle = c->idle, .gil_only = c->gil,
 		.full_filenames = c->full_filenames,
 		.linemode = c->nolineno ? PY_LINE_NONE : c->function ? PY_LINE_FUNCTION : PY_LINE_CURRENT,
-		.thread_names = true,
+		.thread_names = true, .keep_seized = true,
 	};
 }
 
@@ -135,7 +151,8 @@ static double exp_gap(double rate, uint64_t *rng)
 	return -log(u) / rate;
 }
 
-static void sleep_until(double t)
+/* Sleep until t (CLOCK_MONOTONIC); a SIGCHLD wakes it to forward signals to seized threads. */
+static void sleep_until(struct sampler *sm, double t)
 {
 	struct timespec ts;
 	ts.tv_sec = (time_t)t;
@@ -144,9 +161,12 @@ static void sleep_until(double t)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
 	}
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
 		if (sampler_stop_signal)
 			break;
+		if (sampler_child_signal)
+			sampler_service(sm);
+	}
 }
 
 /* Count a process's pending errors once they are old enough, or at the end (`final`), if it is
@@ -184,6 +204,12 @@ int sampler_run(const struct config *c, struct interner *strs, const struct samp
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	/* Sleeps end on SIGCHLD (they are never restarted); other system calls restart. */
+	struct sigaction sc = { 0 };
+	sc.sa_handler = on_child;
+	sc.sa_flags = SA_RESTART;
+	sigemptyset(&sc.sa_mask);
+	sigaction(SIGCHLD, &sc, NULL);
 
 	struct spy_opts o = opts_of(c);
 	struct sampler_proc *root = add_proc(&sm);
@@ -249,6 +275,7 @@ int sampler_run(const struct config *c, struct interner *strs, const struct samp
 			break;
 		}
 		sm.ticks++;
+		sampler_service(&sm);
 		for (size_t i = 0; i < sm.procs.n; i++) {
 			struct sampler_proc *p = sm.procs.v[i];
 			if (!p->open || p->dead)
@@ -334,7 +361,7 @@ int sampler_run(const struct config *c, struct interner *strs, const struct samp
 			double until = next;
 			if (c->duration > 0 && sm.start + c->duration + 1e-6 < until)
 				until = sm.start + c->duration + 1e-6;
-			sleep_until(until);
+			sleep_until(&sm, until);
 		}
 	}
 	rc = 0;
@@ -346,6 +373,11 @@ out:
 	/* Leave every target running; pass on a launched program's exit status once it ends. */
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
+	/* Release the threads kept seized before waiting for a launched program: its main thread's
+	 * ptrace stops would otherwise answer that wait. */
+	for (size_t i = 0; i < sm.procs.n; i++)
+		target_release_all(&sm.procs.v[i]->spy.t);
+	signal(SIGCHLD, SIG_DFL);
 	if (sm.launched && !rc && sm.procs.n) {
 		struct target *t = &sm.procs.v[0]->spy.t;
 		if (sm.reason == STOP_SIGNAL && sampler_stop_signal == SIGTERM && !sm.root_exited)

@@ -17,6 +17,8 @@
 
 /* The one piece of global mutable state: set by the signal handler. */
 extern volatile sig_atomic_t sampler_stop_signal;
+/* Set by SIGCHLD; sampler_service (called every tick, and by idle hooks when set) clears it. */
+extern volatile sig_atomic_t sampler_child_signal;
 
 enum stop_reason {
 	STOP_NONE = 0,
@@ -77,6 +79,8 @@ int sampler_run(const struct config *c, struct interner *strs, const struct samp
 		struct err *e);
 /* Number of processes currently profiled. */
 size_t sampler_nprocs(const struct sampler *sm);
+/* Forward pending signals to the seized threads of every process (see target_service). */
+void sampler_service(struct sampler *sm);
 /* The chain of profiled ancestors of pid, outermost first, including pid itself. */
 size_t sampler_lineage(const struct sampler *sm, pid_t pid, struct spy **out, size_t max);
 /* The profiled process with that pid, or NULL. */

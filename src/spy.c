@@ -34,6 +34,7 @@ int spy_open(struct spy *s, pid_t pid, struct target *launched, const struct spy
 		if (rc)
 			return rc;
 	}
+	s->t.keep_seized = o->keep_seized;
 	double deadline = now_monotonic() + timeout;
 	for (;;) {
 		/* The maps are re-read on every try: a program we just launched maps libpython (and

@@ -21,6 +21,7 @@ struct spy_opts {
 	bool full_filenames;
 	enum py_linemode linemode;
 	bool thread_names;
+	bool keep_seized;     /* threads stay seized between samples (record, top; not dump) */
 };
 
 struct native_state;

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,6 +208,9 @@ int target_launched_ready(struct target *t, struct err *e)
 
 void target_close(struct target *t)
 {
+	target_release_all(t);
+	hmap_free(&t->tracees);
+	hmap_free(&t->task_cpu);
 	if (t->memfd >= 0)
 		close(t->memfd);
 	for (size_t i = 0; i < t->maps.n; i++)
@@ -468,14 +472,45 @@ int target_thread_running(struct target *t, pid_t tid)
 	const char *p = stat_after_comm(buf);
 	if (!p)
 		return E_NOPROC;
+	/* Field 39, "processor" (36 fields after the state): where it last ran. A pause spins
+	 * rather than sleeps for a thread on another CPU (see wait_for_stop). */
+	const char *q = p;
+	for (int field = 0; field < 36 && q; field++) {
+		q = strchr(q, ' ');
+		if (q)
+			q++;
+	}
+	if (q && *q >= '0' && *q <= '9')
+		hmap_put(&t->task_cpu, (uint64_t)tid, (uint64_t)strtoul(q, NULL, 10));
 	return *p == 'R';
 }
+
+/* Per seized thread (t->tracees value): what state we left it in. */
+#define TRACEE_PAUSED     (1ULL << 0)   /* stopped by our interrupt right now */
+#define TRACEE_GROUP_STOP (1ULL << 1)   /* in a job-control stop: resumed with PTRACE_LISTEN */
+#define TRACEE_SEEN_SHIFT 32            /* when last paused, in 10 ms units since the epoch below */
+#define TRACEE_RELEASE_AFTER 2.0        /* seconds unpaused before a kept thread is released */
+
+static bool service_one(struct target *t, pid_t tid, uint64_t v);
 
 bool target_alive(struct target *t)
 {
 	if (t->reaped)
 		return false;
 	if (t->launched) {
+		/* A seized main thread reports its stops to this waitpid too: let the service take
+		 * those (and its exit), and wait here only when it is not seized. */
+		uint64_t v;
+		if (hmap_get(&t->tracees, (uint64_t)t->pid, &v)) {
+			if (!(v & TRACEE_PAUSED))
+				service_one(t, t->pid, v);
+			if (t->reaped)
+				return false;
+			if (hmap_get(&t->tracees, (uint64_t)t->pid, &v)) {
+				char st = target_state(t->pid);
+				return st != 0 && st != 'Z' && st != 'X';
+			}
+		}
 		int status;
 		pid_t r = waitpid(t->pid, &status, WNOHANG);
 		if (r == t->pid && (WIFEXITED(status) || WIFSIGNALED(status))) {
@@ -488,99 +523,234 @@ bool target_alive(struct target *t)
 	return st != 0 && st != 'Z' && st != 'X';
 }
 
-/* Wait for tid to report its ptrace stop. Signals other than our interrupt that stop the thread
- * on the way are remembered so the detach can deliver them. */
-static int wait_for_stop(struct target *t, pid_t tid, int *pending_sig)
+static bool is_stop_signal(int sig)
 {
+	return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+}
+
+static uint64_t tracee_stamp(void)
+{
+	return (uint64_t)(now_monotonic() * 100.0) & 0xffffffffULL;
+}
+
+/* A wait status of tid that says it is gone: remember a launched program's exit status. */
+static void note_exit(struct target *t, pid_t tid, int status)
+{
+	if (t->launched && tid == t->pid) {
+		t->reaped = true;
+		t->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	}
+	hmap_del(&t->tracees, (uint64_t)tid);
+}
+
+/* The first wait of a pause. A thread running on another CPU stops within microseconds of the
+ * interrupt; sleeping in waitpid until then would add the time to wake us (two inter-processor
+ * interrupts, ~20 us on a VM) to the time the thread stands still. So poll for up to
+ * PAUSE_SPIN_US first. Never for a thread on our own CPU: it can only stop once we yield it
+ * the CPU. */
+#define PAUSE_SPIN_US 40.0
+
+static pid_t wait_first(struct target *t, pid_t tid, int *status)
+{
+	uint64_t cpu;
+	int here = sched_getcpu();
+	if (here >= 0 && hmap_get(&t->task_cpu, (uint64_t)tid, &cpu) && cpu != (uint64_t)here) {
+		double until = now_monotonic() + PAUSE_SPIN_US * 1e-6;
+		do {
+			pid_t r = waitpid(tid, status, WNOHANG | __WALL);
+			if (r != 0)
+				return r;
+		} while (now_monotonic() < until);
+	}
+	return waitpid(tid, status, __WALL);
+}
+
+/* Wait for tid to report the stop our PTRACE_INTERRUPT asked for. A signal that stops it on the
+ * way is delivered at once (PTRACE_CONT with it), and the wait goes on: the interrupt still
+ * traps right after. A job-control stop (group-stop) also counts as stopped; *group says so. */
+static int wait_for_stop(struct target *t, pid_t tid, bool *group)
+{
+	*group = false;
 	for (int tries = 0; tries < 64; tries++) {
 		int status;
-		pid_t r = waitpid(tid, &status, __WALL);
+		pid_t r = tries ? waitpid(tid, &status, __WALL) : wait_first(t, tid, &status);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
 			return errno == ECHILD ? E_NOPROC : E_INTERNAL;
 		}
 		if (WIFEXITED(status) || WIFSIGNALED(status)) {
-			/* Our own child's exit status must not be lost to this wait. */
-			if (t->launched && tid == t->pid) {
-				t->reaped = true;
-				t->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-			}
+			note_exit(t, tid, status);
 			return E_NOPROC;
 		}
 		if (!WIFSTOPPED(status))
 			continue;
 		int sig = WSTOPSIG(status);
-		int event = status >> 16;
-		if (event == PTRACE_EVENT_STOP)
-			return 0;   /* our interrupt (or a group stop): the thread is stopped */
-		/* A signal-delivery stop: note the signal and keep the thread stopped; re-inject it
-		 * at detach so the target sees it exactly once. */
-		if (!*pending_sig)
-			*pending_sig = sig;
-		else if (ptrace(PTRACE_CONT, tid, 0, (void *)(long)sig) == 0)
-			continue;
-		return 0;
+		if (status >> 16 == PTRACE_EVENT_STOP) {
+			*group = is_stop_signal(sig);
+			return 0;   /* our interrupt, or a group-stop: either way it stands still */
+		}
+		if (status >> 16)
+			sig = 0;    /* some other ptrace event (we ask for none): just go on */
+		if (ptrace(PTRACE_CONT, tid, 0, (void *)(long)sig) < 0)
+			return errno == ESRCH ? E_NOPROC : E_INTERNAL;
 	}
 	return E_INTERNAL;
 }
 
-#define MAX_PAUSED (int)(sizeof(((struct target *)0)->paused) / sizeof(((struct target *)0)->paused[0]))
-
-static int paused_slot(struct target *t, pid_t tid, bool create)
-{
-	for (int i = 0; i < MAX_PAUSED; i++)
-		if (t->paused[i].tid == tid)
-			return i;
-	if (!create)
-		return -1;
-	for (int i = 0; i < MAX_PAUSED; i++)
-		if (t->paused[i].tid == 0) {
-			t->paused[i].tid = tid;
-			t->paused[i].sig = 0;
-			return i;
-		}
-	return -1;
-}
-
 int target_pause_thread(struct target *t, pid_t tid, struct err *e)
 {
-	int i = paused_slot(t, tid, true);
-	if (i < 0)
-		return err_set(e, E_INTERNAL, "too many paused threads");
-	struct target_paused *slot = &t->paused[i];
-	if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0) {
-		int err = errno;
-		slot->tid = 0;
-		if (err == EPERM)
-			return err_set(e, target_state(tid) ? E_PERM : E_NOPROC, "Permission Denied");
-		return err_set(e, E_NOPROC, "thread %d is gone", tid);
+	uint64_t v = 0;
+	bool seized = hmap_get(&t->tracees, (uint64_t)tid, &v);
+	if (!seized) {
+		if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0) {
+			if (errno == EPERM)
+				return err_set(e, target_state(tid) ? E_PERM : E_NOPROC, "Permission Denied");
+			return err_set(e, E_NOPROC, "thread %d is gone", tid);
+		}
+		hmap_put(&t->tracees, (uint64_t)tid, 0);
 	}
 	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0) {
-		ptrace(PTRACE_DETACH, tid, 0, 0);
-		slot->tid = 0;
+		hmap_del(&t->tracees, (uint64_t)tid);
 		return err_set(e, E_NOPROC, "thread %d is gone", tid);
 	}
-	int sig = 0;
-	int rc = wait_for_stop(t, tid, &sig);
-	slot->sig = sig;
+	bool group = false;
+	int rc = wait_for_stop(t, tid, &group);
 	if (rc) {
-		ptrace(PTRACE_DETACH, tid, 0, (void *)(long)sig);
-		slot->tid = 0;
+		if (rc != E_NOPROC)
+			ptrace(PTRACE_DETACH, tid, 0, 0);
+		hmap_del(&t->tracees, (uint64_t)tid);
 		return err_set(e, rc, "thread %d did not stop", tid);
 	}
+	t->pause_count++;
+	hmap_put(&t->tracees, (uint64_t)tid,
+		 TRACEE_PAUSED | (group ? TRACEE_GROUP_STOP : 0) | tracee_stamp() << TRACEE_SEEN_SHIFT);
 	return 0;
 }
 
 int target_resume_thread(struct target *t, pid_t tid)
 {
-	int i = paused_slot(t, tid, false);
-	int sig = i >= 0 ? t->paused[i].sig : 0;
-	if (i >= 0)
-		t->paused[i].tid = 0;
-	if (ptrace(PTRACE_DETACH, tid, 0, (void *)(long)sig) < 0)
+	uint64_t v = 0;
+	if (!hmap_get(&t->tracees, (uint64_t)tid, &v) || !(v & TRACEE_PAUSED))
+		return E_INTERNAL;
+	long r;
+	if (!t->keep_seized) {
+		hmap_del(&t->tracees, (uint64_t)tid);
+		r = ptrace(PTRACE_DETACH, tid, 0, 0);   /* a group-stopped thread stays stopped */
+	} else {
+		hmap_put(&t->tracees, (uint64_t)tid, v & ~TRACEE_PAUSED);
+		/* In a job-control stop it must stay stopped (until SIGCONT): LISTEN, not CONT. */
+		r = ptrace(v & TRACEE_GROUP_STOP ? PTRACE_LISTEN : PTRACE_CONT, tid, 0, 0);
+		if (r < 0)
+			hmap_del(&t->tracees, (uint64_t)tid);
+	}
+	if (r < 0)
 		return errno == ESRCH ? E_NOPROC : E_INTERNAL;
 	return 0;
+}
+
+/* Every seized tid, copied out (the table changes while we work through it). */
+static size_t tracee_list(struct target *t, pid_t **out)
+{
+	size_t n = 0, i = 0;
+	uint64_t k, v;
+	*out = t->tracees.n ? xmalloc(t->tracees.n * sizeof(pid_t)) : NULL;
+	while (hmap_next(&t->tracees, &i, &k, &v))
+		(*out)[n++] = (pid_t)k;
+	return n;
+}
+
+/* Handle whatever a seized, running thread has reported; false once it is gone. */
+static bool service_one(struct target *t, pid_t tid, uint64_t v)
+{
+	for (int guard = 0; guard < 64; guard++) {
+		int status;
+		pid_t r = waitpid(tid, &status, WNOHANG | __WALL);
+		if (r == 0)
+			return true;
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			hmap_del(&t->tracees, (uint64_t)tid);
+			return false;
+		}
+		if (WIFEXITED(status) || WIFSIGNALED(status)) {
+			note_exit(t, tid, status);
+			return false;
+		}
+		if (!WIFSTOPPED(status))
+			continue;
+		int sig = WSTOPSIG(status);
+		long rc;
+		if (status >> 16 == PTRACE_EVENT_STOP && is_stop_signal(sig)) {
+			/* The process was stopped (SIGSTOP, Ctrl-Z): keep it so until SIGCONT. */
+			v |= TRACEE_GROUP_STOP;
+			rc = ptrace(PTRACE_LISTEN, tid, 0, 0);
+		} else {
+			/* A signal to deliver now, the end of a job-control stop, or a late trap of ours. */
+			if (status >> 16)
+				sig = 0;
+			v &= ~TRACEE_GROUP_STOP;
+			rc = ptrace(PTRACE_CONT, tid, 0, (void *)(long)sig);
+		}
+		if (rc < 0) {
+			hmap_del(&t->tracees, (uint64_t)tid);
+			return false;
+		}
+		hmap_put(&t->tracees, (uint64_t)tid, v);
+	}
+	return true;
+}
+
+static void release_one(struct target *t, pid_t tid)
+{
+	uint64_t v = 0;
+	if (!hmap_get(&t->tracees, (uint64_t)tid, &v))
+		return;
+	if (!(v & TRACEE_PAUSED)) {
+		/* Only a stopped tracee can be detached. */
+		bool group = false;
+		if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 || wait_for_stop(t, tid, &group)) {
+			hmap_del(&t->tracees, (uint64_t)tid);
+			return;
+		}
+	}
+	hmap_del(&t->tracees, (uint64_t)tid);
+	ptrace(PTRACE_DETACH, tid, 0, 0);
+}
+
+void target_service(struct target *t)
+{
+	if (!t->tracees.n)
+		return;
+	pid_t *tids;
+	size_t n = tracee_list(t, &tids);
+	uint64_t now = tracee_stamp();
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v;
+		if (!hmap_get(&t->tracees, (uint64_t)tids[i], &v) || (v & TRACEE_PAUSED))
+			continue;
+		if (!service_one(t, tids[i], v))
+			continue;
+		uint64_t seen = v >> TRACEE_SEEN_SHIFT;
+		if (((now - seen) & 0xffffffffULL) > (uint64_t)(TRACEE_RELEASE_AFTER * 100))
+			release_one(t, tids[i]);
+	}
+	free(tids);
+}
+
+void target_release_all(struct target *t)
+{
+	if (!t->tracees.n)
+		return;
+	pid_t *tids;
+	size_t n = tracee_list(t, &tids);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v;
+		if (hmap_get(&t->tracees, (uint64_t)tids[i], &v) && service_one(t, tids[i], v))
+			release_one(t, tids[i]);
+	}
+	free(tids);
 }
 
 int target_thread_fs_base(pid_t tid, uint64_t *fs_base)

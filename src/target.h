@@ -33,10 +33,17 @@ struct target {
 	VEC(struct map) maps;
 	char *maps_raw;       /* last /proc/PID/maps text, to notice changes */
 	uint64_t maps_generation;  /* bumped whenever the maps changed */
-	/* Threads paused right now, with a signal that arrived meanwhile (forwarded on resume). */
-	struct target_paused { pid_t tid; int sig; } paused[64];
+	/* Threads under PTRACE_SEIZE: tid -> TRACEE_* bits (see target.c). With keep_seized they
+	 * stay seized between pauses (an interrupt + continue is cheaper than seize + interrupt +
+	 * detach) and target_service forwards the signals they stop for; otherwise each resume
+	 * detaches. */
+	struct hmap tracees;
+	bool keep_seized;
+	uint64_t pause_count;   /* pauses so far: seized threads unpaused for long are released */
 	/* /proc/PID/task/TID/{stat,syscall} kept open between samples: (tid << 1 | file) -> fd */
 	struct hmap task_fds;
+	/* tid -> the CPU it last ran on (from its stat, read by target_thread_running) */
+	struct hmap task_cpu;
 };
 
 /* Attach to an existing process (checks it exists and we may read it). */
@@ -90,10 +97,18 @@ pid_t target_ppid(pid_t pid);
 /* Read /proc/PID/cmdline as a space-joined string (caller frees); NULL when gone. */
 char *target_read_cmdline(pid_t pid);
 
-/* Pause one thread (PTRACE_SEIZE + PTRACE_INTERRUPT, waits for the stop), and resume it
- * (PTRACE_DETACH, forwarding any signal that arrived). A paused thread must always be resumed. */
+/* Pause one thread (PTRACE_SEIZE unless already seized, PTRACE_INTERRUPT, wait for the stop)
+ * and resume it (PTRACE_CONT when keep_seized, else PTRACE_DETACH; a signal that arrived
+ * meanwhile is delivered). A paused thread must always be resumed. */
 int target_pause_thread(struct target *t, pid_t tid, struct err *e);
 int target_resume_thread(struct target *t, pid_t tid);
+/* For keep_seized targets, between samples: forward at once the signals seized threads stopped
+ * for, keep job-control stops in force, forget threads that exited, and release threads not
+ * paused for a while. Cheap: one waitpid(WNOHANG) per seized thread. */
+void target_service(struct target *t);
+/* Detach every seized thread (each is interrupted first: only a stopped tracee can be
+ * detached). target_close does it too; the kernel does it if mixspy dies. */
+void target_release_all(struct target *t);
 /* Register fs_base of a stopped thread (pthread_self on x86_64). */
 int target_thread_fs_base(pid_t tid, uint64_t *fs_base);
 

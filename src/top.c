@@ -485,8 +485,9 @@ static bool on_tick(void *ctx, struct sampler *sm, double elapsed)
 static bool idle(void *ctx, struct sampler *sm, double until)
 {
 	struct top *t = ctx;
-	(void)sm;
 	for (;;) {
+		if (sampler_child_signal)
+			sampler_service(sm);
 		if (t->quit)
 			return true;
 		if (sampler_stop_signal)

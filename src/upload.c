@@ -14,6 +14,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -398,7 +399,14 @@ int uploader_start(struct uploader **out, const struct upload_opts *o, struct er
 
 	pthread_mutex_init(&u->lock, NULL);
 	pthread_cond_init(&u->cond, NULL);
-	if ((rc = pthread_create(&u->thread, NULL, upload_thread, u)) != 0) {
+	/* The sampling thread takes every signal (SIGINT/SIGTERM stop it, SIGCHLD forwards signals
+	 * to seized threads): the upload thread blocks them all. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&u->thread, NULL, upload_thread, u);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
 		free(u->target);
 		free(u);
 		return err_set(e, E_INTERNAL, "can't start the upload thread: %s", strerror(rc));

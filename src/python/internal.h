@@ -53,6 +53,18 @@ struct py_proc {
 	struct py_region { uint64_t addr; size_t len; uint8_t *buf; size_t cap; } regions[8];
 	int nregions;
 	uint64_t chunk_prev;          /* the next older data stack chunk not copied yet, 0 if none */
+	/* 3.11+: the thread state's fields read by the first read of the current pause (from
+	 * tsnap_addr, tsnap_len bytes; 0 outside a pause), and 3.7-3.11's GIL holder word read with
+	 * them (gilsnap_ok) - so the GIL check while paused costs no further read */
+	uint8_t tsnap[512];
+	uint64_t tsnap_addr;
+	size_t tsnap_len;
+	uint64_t gilsnap;
+	bool gilsnap_ok;
+	/* during a 3.11+ copy: the thread whose chunks were read ahead into regions[k], and which
+	 * of those reads were complete */
+	const struct py_thread *ahead_th;
+	bool ahead_ok[8];
 	/* The thread states of the previous tick, read ahead in one vectored read by the next */
 	VEC(uint64_t) ts_prev;
 	VEC(struct target_iov) ts_iov;

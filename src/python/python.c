@@ -831,14 +831,19 @@ static bool region_copy(struct py_proc *p, struct py_region *r, uint64_t start, 
 	return true;
 }
 
+static bool prev_chunk_ahead(struct py_proc *p, int k, uint64_t chunk);
+
 /* Copy the next older data stack chunk (the chain went past the ones copied so far): one read
- * of its header and the first CHUNK_GUESS bytes, a second one only for a bigger chunk. */
+ * of its header and the first CHUNK_GUESS bytes, a second one only for a bigger chunk - unless
+ * the first read of the pause read it ahead. */
 static bool copy_prev_chunk(struct py_proc *p)
 {
 	uint64_t chunk = p->chunk_prev;
 	p->chunk_prev = 0;
 	if (!chunk || (chunk & 7) || p->nregions >= (int)(sizeof p->regions / sizeof p->regions[0]))
 		return false;
+	if (prev_chunk_ahead(p, p->nregions, chunk))
+		return true;
 	struct py_region *r = &p->regions[p->nregions];
 	if (!region_copy(p, r, chunk, CHUNK_GUESS) || r->len < CHUNK_HEADER)
 		return false;
@@ -874,17 +879,13 @@ static int mem_read(struct py_proc *p, uint64_t addr, void *buf, size_t len)
 
 /* 3.11+: copy the used part of the thread's current data-stack chunk (where its frames live)
  * with one read, so walking the chain costs no further system calls (older chunks are copied
- * the same way once the chain reaches them). */
-static void copy_datastack(struct py_proc *p, const struct py_thread *th)
+ * the same way once the chain reaches them). The first read of the pause may already hold it
+ * (regions[0], read ahead where the last pause found the chunk): used when it covers the used
+ * part now. */
+static void copy_datastack(struct py_proc *p, const struct py_thread *th, uint64_t chunk, uint64_t top)
 {
-	const struct py_layout *L = &p->layout;
-	uint64_t ptrs[2];   /* datastack_chunk, datastack_top (adjacent in 3.11-3.14) */
 	p->nregions = 0;
 	p->chunk_prev = 0;
-	if (L->tstate_datastack_chunk < 0 ||
-	    target_read(p->t, th->tstate + (uint64_t)L->tstate_datastack_chunk, ptrs, sizeof ptrs))
-		return;
-	uint64_t chunk = ptrs[0], top = ptrs[1];
 	if (!chunk || top <= chunk || (chunk & 7))
 		return;
 	uint64_t start = chunk, len = top - chunk + 128;   /* +128: the innermost frame's header */
@@ -893,11 +894,38 @@ static void copy_datastack(struct py_proc *p, const struct py_thread *th)
 		len = MAX_CHUNK_COPY;
 	}
 	struct py_region *r = &p->regions[0];
-	if (!region_copy(p, r, start, len))
+	if (p->ahead_th == th && th->spec_nchunks && p->ahead_ok[0] && start == chunk &&
+	    th->spec_chunks[0].addr == chunk && th->spec_chunks[0].len >= len) {
+		r->addr = chunk;
+		r->len = (size_t)len;
+	} else if (!region_copy(p, r, start, len)) {
 		return;
+	}
 	p->nregions = 1;
 	if (start == chunk && r->len >= CHUNK_HEADER)
 		memcpy(&p->chunk_prev, r->buf, 8);
+}
+
+/* The read-ahead of older chunk k (copy_prev_chunk): valid when the last pause read the same
+ * chunk there and the bytes cover its used part. */
+static bool prev_chunk_ahead(struct py_proc *p, int k, uint64_t chunk)
+{
+	const struct py_thread *th = p->ahead_th;
+	if (!th || k >= th->spec_nchunks || !p->ahead_ok[k] || th->spec_chunks[k].addr != chunk)
+		return false;
+	struct py_region *r = &p->regions[k];
+	uint64_t hdr[3];
+	if (th->spec_chunks[k].len < CHUNK_HEADER)
+		return false;
+	memcpy(hdr, r->buf, sizeof hdr);
+	uint64_t used = CHUNK_HEADER + hdr[2] * 8;
+	if (hdr[2] > MAX_CHUNK_COPY / 8 || used > hdr[1] || used > th->spec_chunks[k].len)
+		return false;
+	r->addr = chunk;
+	r->len = (size_t)used;
+	p->chunk_prev = hdr[0];
+	p->nregions++;
+	return true;
 }
 
 static int copy_frames_object(struct py_proc *p, struct py_thread *th)
@@ -973,24 +1001,124 @@ static int copy_frames_object(struct py_proc *p, struct py_thread *th)
 	return 0;
 }
 
-static int copy_frames_interp(struct py_proc *p, struct py_thread *th)
+/* Bytes [off, off + len) of the thread state as the first read of this pause saw them. */
+static bool tsnap_field(const struct py_proc *p, uint64_t tstate, int off, void *out, size_t len)
+{
+	if (off < 0 || !p->tsnap_addr || tstate + (uint64_t)off < p->tsnap_addr ||
+	    tstate + (uint64_t)off + len > p->tsnap_addr + p->tsnap_len)
+		return false;
+	memcpy(out, p->tsnap + (tstate + (uint64_t)off - p->tsnap_addr), len);
+	return true;
+}
+
+/* 3.11+: the first read of a pause, one vectored read of: the thread state's fields from the
+ * frame pointer to the data stack pointers (with its GIL status where 3.12+ keeps it there);
+ * 3.7-3.11's GIL holder word; and, read ahead from what the last pause of this thread found,
+ * the eval loop's current-frame slot (3.11, 3.12) and the data stack chunks. The read-ahead is
+ * used only where this pause's own pointers lead to the same addresses, so it stays exact.
+ * Sets *f (the innermost frame), *cframe (3.11/3.12) and ds (data stack chunk, top). */
+static int first_read(struct py_proc *p, struct py_thread *th, uint64_t *f, uint64_t *cframe, uint64_t ds[2])
 {
 	const struct py_layout *L = &p->layout;
-	uint64_t f;
-	if (L->frame_model == PYFRAME_311 || L->frame_model == PYFRAME_312) {
-		uint64_t cframe;
-		if (target_read_u64(p->t, th->tstate + (uint64_t)L->tstate_cframe, &cframe))
-			return E_READ;
-		if (!cframe)
-			return 0;
-		if (target_read_u64(p->t, cframe + (uint64_t)L->cframe_current_frame, &f))
-			return E_READ;
-	} else if (target_read_u64(p->t, th->tstate + (uint64_t)L->tstate_current_frame, &f)) {
-		return E_READ;
+	bool via_cframe = L->frame_model == PYFRAME_311 || L->frame_model == PYFRAME_312;
+	int frame_off = via_cframe ? L->tstate_cframe : L->tstate_current_frame;
+	int offs[][2] = { { frame_off, 8 }, { L->tstate_datastack_chunk, 16 }, { L->tstate_status, 4 },
+			  { L->tstate_holds_gil, 4 } };
+	int lo = -1, hi = -1;
+	for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++) {
+		if (offs[i][0] < 0)
+			continue;
+		if (lo < 0 || offs[i][0] < lo)
+			lo = offs[i][0];
+		if (offs[i][0] + offs[i][1] > hi)
+			hi = offs[i][0] + offs[i][1];
 	}
-	if (!f)
-		return 0;
-	copy_datastack(p, th);
+	if (frame_off < 0 || hi - lo > (int)sizeof p->tsnap)
+		return E_INTERNAL;
+	bool ahead = th->spec_tstate == th->tstate;
+	struct target_iov iov[3 + 4];
+	bool ok[3 + 4] = { false };
+	size_t n = 0;
+	iov[n++] = (struct target_iov){ th->tstate + (uint64_t)lo, p->tsnap, (size_t)(hi - lo) };
+	size_t gil_at = 0, cf_at = 0, chunks_at;
+	if (L->gil_model == PYGIL_RUNTIME_TSTATE && p->runtime && L->runtime_tstate_current >= 0) {
+		gil_at = n;
+		iov[n++] = (struct target_iov){ p->runtime + (uint64_t)L->runtime_tstate_current, &p->gilsnap, 8 };
+	}
+	uint64_t cf_frame = 0;
+	if (via_cframe && ahead && th->spec_cframe) {
+		cf_at = n;
+		iov[n++] = (struct target_iov){ th->spec_cframe + (uint64_t)L->cframe_current_frame, &cf_frame, 8 };
+	}
+	chunks_at = n;
+	int nchunks = ahead ? th->spec_nchunks : 0;
+	for (int k = 0; k < nchunks; k++) {
+		struct py_region *r = &p->regions[k];
+		if (r->cap < th->spec_chunks[k].len) {
+			r->buf = xrealloc(r->buf, th->spec_chunks[k].len);
+			r->cap = th->spec_chunks[k].len;
+		}
+		iov[n++] = (struct target_iov){ th->spec_chunks[k].addr, r->buf, th->spec_chunks[k].len };
+	}
+	target_readv(p->t, iov, n, ok);
+	if (!ok[0])
+		return E_READ;
+	p->tsnap_addr = th->tstate + (uint64_t)lo;
+	p->tsnap_len = (size_t)(hi - lo);
+	p->gilsnap_ok = gil_at && ok[gil_at];
+	p->ahead_th = nchunks ? th : NULL;
+	for (int k = 0; k < nchunks; k++)
+		p->ahead_ok[k] = ok[chunks_at + (size_t)k];
+	uint64_t v = 0;
+	tsnap_field(p, th->tstate, frame_off, &v, 8);
+	if (via_cframe) {
+		*cframe = v;
+		if (!v)
+			return 0;
+		if (cf_at && ok[cf_at] && v == th->spec_cframe)
+			*f = cf_frame;
+		else if (target_read_u64(p->t, v + (uint64_t)L->cframe_current_frame, f))
+			return E_READ;
+	} else {
+		*f = v;
+	}
+	if (!tsnap_field(p, th->tstate, L->tstate_datastack_chunk, ds, 16))
+		ds[0] = ds[1] = 0;
+	return 0;
+}
+
+/* After a 3.11+ copy: what the next pause of this thread reads ahead (a little more of the
+ * current chunk than is used now, for the frames it may push meanwhile). */
+static void remember_ahead(struct py_proc *p, struct py_thread *th, uint64_t cframe)
+{
+	th->spec_cframe = cframe;
+	th->spec_nchunks = 0;
+	int n = p->nregions < 4 ? p->nregions : 4;
+	for (int k = 0; k < n; k++) {
+		const struct py_region *r = &p->regions[k];
+		uint64_t hdr[3];
+		if (r->len < CHUNK_HEADER)
+			break;
+		memcpy(hdr, r->buf, sizeof hdr);
+		size_t len = r->len;
+		if (k == 0) {
+			/* the chunk's own size bounds the read (past it may be unmapped) */
+			len += 2048;
+			if (hdr[1] >= CHUNK_HEADER && len > hdr[1])
+				len = (size_t)hdr[1];
+			if (len < r->len)
+				len = r->len;
+		}
+		th->spec_chunks[k].addr = r->addr;
+		th->spec_chunks[k].len = len;
+		th->spec_nchunks = k + 1;
+	}
+	th->spec_tstate = th->tstate;
+}
+
+static int walk_frames_interp(struct py_proc *p, struct py_thread *th, uint64_t f)
+{
+	const struct py_layout *L = &p->layout;
 	int fields[] = { L->iframe_previous, L->iframe_code, L->iframe_instr, L->iframe_is_entry, L->iframe_owner };
 	size_t want = fields_end(fields, sizeof fields / sizeof fields[0], 8);
 	uint8_t fbuf[256];
@@ -1018,11 +1146,29 @@ static int copy_frames_interp(struct py_proc *p, struct py_thread *th)
 	return 0;
 }
 
+static int copy_frames_interp(struct py_proc *p, struct py_thread *th)
+{
+	uint64_t f = 0, cframe = 0, ds[2] = { 0, 0 };
+	int rc = first_read(p, th, &f, &cframe, ds);
+	if (!rc && f) {
+		copy_datastack(p, th, ds[0], ds[1]);
+		rc = walk_frames_interp(p, th, f);
+	}
+	p->ahead_th = NULL;
+	/* Read ahead next time only what this copy really found at the chunks' starts. */
+	if (rc || !p->nregions || p->regions[0].addr != ds[0])
+		p->nregions = 0;
+	remember_ahead(p, th, rc ? 0 : cframe);
+	return rc;
+}
+
 int py_copy_frames(struct py_proc *p, struct py_thread *th, struct err *e)
 {
 	th->raw.n = 0;
 	th->frames.n = 0;
 	th->truncated = false;
+	p->tsnap_addr = 0;   /* kept until py_decode_frames: py_thread_holds_gil reads it meanwhile */
+	p->gilsnap_ok = false;
 	int rc = p->layout.frame_model == PYFRAME_OBJECT ? copy_frames_object(p, th) : copy_frames_interp(p, th);
 	p->nregions = 0;
 	if (rc)
@@ -1085,6 +1231,8 @@ static const struct py_code *code_of(struct py_proc *p, uint64_t addr, size_t n)
 int py_decode_frames(struct py_proc *p, struct py_thread *th, enum py_linemode mode, struct err *e)
 {
 	const struct py_layout *L = &p->layout;
+	p->tsnap_addr = 0;
+	p->gilsnap_ok = false;
 	size_t ncodes = read_codes(p, th);
 	th->frames.n = 0;
 	for (size_t i = 0; i < th->raw.n; i++) {
@@ -1150,15 +1298,22 @@ bool py_thread_holds_gil(struct py_proc *p, const struct py_thread *th)
 	 * is what keeps it from going stale while other threads are paused. */
 	if (p->version.major == 2)
 		return th->holds_gil;
+	/* Paused, the first read of the pause (3.11+) has already read what is needed. */
 	if (L->tstate_holds_gil >= 0) {
 		int32_t v;
+		if (tsnap_field(p, th->tstate, L->tstate_holds_gil, &v, 4))
+			return v != 0;
 		return target_read(p->t, th->tstate + (uint64_t)L->tstate_holds_gil, &v, 4) == 0 ? v != 0 : th->holds_gil;
 	}
 	if (L->tstate_status_holds_gil_bit && L->tstate_status >= 0) {
 		int32_t v;
+		if (tsnap_field(p, th->tstate, L->tstate_status, &v, 4))
+			return (v & (int32_t)L->tstate_status_holds_gil_bit) != 0;
 		return target_read(p->t, th->tstate + (uint64_t)L->tstate_status, &v, 4) == 0
 			       ? (v & (int32_t)L->tstate_status_holds_gil_bit) != 0 : th->holds_gil;
 	}
+	if (p->gilsnap_ok && L->gil_model == PYGIL_RUNTIME_TSTATE)
+		return p->gilsnap == th->tstate;
 	if (L->gil_model == PYGIL_INTERP_GIL_PTR) {
 		/* last_holder and locked sit next to each other: one read once the pointer is known */
 		if (!p->gil_ptr && target_read_u64(p->t, p->interp + (uint64_t)L->interp_ceval_gil, &p->gil_ptr))

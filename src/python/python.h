@@ -56,6 +56,11 @@ struct py_thread {
 	 * innermost first (read ahead in one vectored read by the next copy) */
 	VEC(uint64_t) spec;
 	uint64_t spec_tstate;
+	/* 3.11+: what the last copy for tstate spec_tstate found - the eval loop's C frame (3.11,
+	 * 3.12) and the data stack chunks it copied - read ahead by the next copy's first read */
+	uint64_t spec_cframe;
+	struct { uint64_t addr; size_t len; } spec_chunks[4];
+	int spec_nchunks;
 };
 
 enum py_linemode {

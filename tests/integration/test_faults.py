@@ -145,6 +145,59 @@ def main():
 
 main()
 """,
+    # A busy main thread while an interval timer sends SIGALRM 200 times a second; the Python
+    # handler counts them. At the end: "<handled> <seconds counted>". (No second busy thread:
+    # handlers run in the main thread only, and GIL hand-offs every 5 ms would merge alarms.)
+    "alarms.py": """
+import signal
+
+handled = [0]
+
+def on_alarm(signum, frame):
+    handled[0] += 1
+
+def spin(deadline):
+    t = 0
+    while time.time() < deadline:
+        t += 1
+    return t
+
+def main():
+    p = workload_common.parser("alarms")
+    p.add_argument("--out")
+    args = p.parse_args()
+    signal.signal(signal.SIGALRM, on_alarm)
+    start = time.time()
+    signal.setitimer(signal.ITIMER_REAL, 0.005, 0.005)
+    workload_common.signal_ready(args.ready)
+    spin(start + args.seconds)
+    signal.setitimer(signal.ITIMER_REAL, 0, 0)
+    with open(args.out, "w") as f:
+        f.write("%d %f\\n" % (handled[0], time.time() - start))
+
+main()
+""",
+    # Two busy threads (main and a worker), for job-control tests.
+    "two_busy.py": """
+import threading
+
+def spin(deadline):
+    t = 0
+    while time.time() < deadline:
+        t += 1
+    return t
+
+def main():
+    args = workload_common.parser("two_busy").parse_args()
+    deadline = time.time() + args.seconds
+    worker = threading.Thread(target=spin, args=(deadline,))
+    worker.daemon = True
+    worker.start()
+    workload_common.signal_ready(args.ready)
+    spin(deadline)
+
+main()
+""",
 }
 
 FLICKER_NAMES = {"<module>", "main", "level", "randint", "randrange", "_randbelow",
@@ -455,3 +508,86 @@ hold(args.ready, args.seconds)
     assert time.monotonic() - t0 < 20, "dump --locals took %.1f s" % (time.monotonic() - t0)
     assert "a: [" in out, out
     assert_not_stopped(w.pid)
+
+
+# ---- signals and job control while threads are kept seized ---------------------------------
+
+def tracer_pids(pid):
+    """tid -> TracerPid of each thread of pid."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                for line in f:
+                    if line.startswith("TracerPid:"):
+                        out[int(tid)] = int(line.split()[1])
+        except OSError:
+            pass
+    return out
+
+
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])   # utime + stime
+
+
+def wait_for(cond, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out waiting for " + what
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("native", [False, True], ids=["python", "native"])
+def test_signals_forwarded_at_once(debian_interp, scripts, tmp_path, native):
+    """Sampled threads stay seized between samples; a signal that stops one on its way in is
+    delivered at once, not at the next tick: at 20 samples/s, a 200/s SIGALRM timer has as many
+    alarms handled as without mixspy (measured just before, on the same machine). Held until
+    the next tick, they would merge to ~20/s."""
+    def alarms_handled(prefix):
+        counts = str(tmp_path / ("alarms-%d.txt" % len(prefix)))
+        argv = [debian_interp.path, str(scripts / "alarms.py"), "--seconds", "3", "--out", counts]
+        if prefix:
+            rc, err = record(prefix + ["--"] + argv, str(tmp_path / "alarms.raw"))
+            assert rc == 0 and samples_in(err) >= 20, err
+        else:
+            subprocess.run(argv, check=True, timeout=60, env=harness.workload_env())
+        handled, seconds = open(counts).read().split()
+        return int(handled) / float(seconds)
+
+    alone = alarms_handled([])
+    sampled = alarms_handled(["-r", "20", "--threads"] + (["--native"] if native else []))
+    # Half is the bar: a loaded machine merges alarms by itself, differently from run to run.
+    assert sampled >= 0.5 * alone, "%.0f alarms/s handled under sampling, %.0f/s alone" % (sampled, alone)
+
+
+@pytest.mark.parametrize("native", [False, True], ids=["python", "native"])
+def test_job_control_while_sampled(debian_interp, start, scripts, tmp_path, native):
+    """SIGSTOP / SIGCONT to a process whose threads mixspy keeps seized: it stops (no CPU time
+    passes) and stays stopped while sampled, runs again after SIGCONT, and is left running when mixspy
+    ends."""
+    w = start(debian_interp, str(scripts / "two_busy.py"), ["--seconds", 60])
+    out = str(tmp_path / "jc.raw")
+    p = subprocess.Popen([harness.MIXSPY, "record", "-r", "200", "--format", "raw", "-o", out,
+                          "--pid", str(w.pid)] + (["--native"] if native else []),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True)
+    try:
+        # Sampling has begun once mixspy traces the busy threads.
+        wait_for(lambda: list(tracer_pids(w.pid).values()).count(p.pid) >= 2, 20, "the threads to be seized")
+        os.kill(w.pid, signal.SIGSTOP)
+        wait_for(lambda: all(harness.proc_state(w.pid, tid) in ("T", "t") for tid in tracer_pids(w.pid)),
+                 10, "every thread to stop")
+        before = cpu_ticks(w.pid)
+        time.sleep(0.5)   # a window in which a wrongly resumed thread would burn CPU
+        assert cpu_ticks(w.pid) - before <= 1, "the stopped process ran while sampled"
+        os.kill(w.pid, signal.SIGCONT)
+        resumed = cpu_ticks(w.pid)
+        wait_for(lambda: cpu_ticks(w.pid) > resumed + 5, 10, "the process to run after SIGCONT")
+    finally:
+        p.send_signal(signal.SIGINT)
+        _, stderr = p.communicate(timeout=30)
+    assert p.returncode == 0, stderr
+    assert samples_in(stderr) > 0, stderr
+    assert_not_stopped(w.pid)
+    assert w.alive()
