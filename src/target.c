@@ -543,40 +543,78 @@ static void note_exit(struct target *t, pid_t tid, int status)
 	hmap_del(&t->tracees, (uint64_t)tid);
 }
 
-/* The first wait of a pause. A thread running on another CPU stops within microseconds of the
+/* Waiting for a pause. A thread running on another CPU stops within microseconds of the
  * interrupt; sleeping in waitpid until then would add the time to wake us (two inter-processor
- * interrupts, ~20 us on a VM) to the time the thread stands still. So poll for up to
- * PAUSE_SPIN_US first. Never for a thread on our own CPU: it can only stop once we yield it
- * the CPU. */
+ * interrupts, ~20 us on a VM) to the time the thread stands still. So the first wait polls for
+ * up to PAUSE_SPIN_US - never for a thread on our own CPU, which can only stop once we give it
+ * the CPU. After that it sleeps in short steps (a SIGCHLD cuts them short) rather than in a
+ * blocking waitpid, and meanwhile reaps the other seized threads that exited: exiting with
+ * the process, they stay zombies until their tracer reaps them, and until then the main thread
+ * never reports its own exit - a blocking wait on it would wait for ever. A thread that has not
+ * stopped after PAUSE_GIVE_UP seconds (stuck in the kernel) is given up on for this pause; it
+ * stays seized, and target_service lets it go on when the interrupt's stop comes late. */
 #define PAUSE_SPIN_US 40.0
+#define PAUSE_GIVE_UP 1.0
 
-static pid_t wait_first(struct target *t, pid_t tid, int *status)
+static size_t tracee_list(struct target *t, pid_t **out);
+
+static void reap_others(struct target *t, pid_t tid)
+{
+	pid_t *tids;
+	size_t n = tracee_list(t, &tids);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v;
+		if (tids[i] != tid && hmap_get(&t->tracees, (uint64_t)tids[i], &v) && !(v & TRACEE_PAUSED))
+			service_one(t, tids[i], v);
+	}
+	free(tids);
+}
+
+static pid_t wait_report(struct target *t, pid_t tid, int *status, bool first)
 {
 	uint64_t cpu;
 	int here = sched_getcpu();
-	if (here >= 0 && hmap_get(&t->task_cpu, (uint64_t)tid, &cpu) && cpu != (uint64_t)here) {
-		double until = now_monotonic() + PAUSE_SPIN_US * 1e-6;
+	double start = now_monotonic();
+	if (first && here >= 0 && hmap_get(&t->task_cpu, (uint64_t)tid, &cpu) && cpu != (uint64_t)here) {
+		double until = start + PAUSE_SPIN_US * 1e-6;
 		do {
 			pid_t r = waitpid(tid, status, WNOHANG | __WALL);
 			if (r != 0)
 				return r;
 		} while (now_monotonic() < until);
 	}
-	return waitpid(tid, status, __WALL);
+	long step_ns = 20000;
+	for (;;) {
+		pid_t r = waitpid(tid, status, WNOHANG | __WALL);
+		if (r != 0)
+			return r;
+		if (now_monotonic() - start > PAUSE_GIVE_UP) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		reap_others(t, tid);
+		struct timespec ts = { 0, step_ns };
+		nanosleep(&ts, NULL);
+		if (step_ns < 2000000)
+			step_ns *= 2;
+	}
 }
 
 /* Wait for tid to report the stop our PTRACE_INTERRUPT asked for. A signal that stops it on the
  * way is delivered at once (PTRACE_CONT with it), and the wait goes on: the interrupt still
- * traps right after. A job-control stop (group-stop) also counts as stopped; *group says so. */
+ * traps right after. A job-control stop (group-stop) also counts as stopped; *group says so.
+ * E_AGAIN: it did not stop in time (see above). */
 static int wait_for_stop(struct target *t, pid_t tid, bool *group)
 {
 	*group = false;
 	for (int tries = 0; tries < 64; tries++) {
 		int status;
-		pid_t r = tries ? waitpid(tid, &status, __WALL) : wait_first(t, tid, &status);
+		pid_t r = wait_report(t, tid, &status, tries == 0);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
+			if (errno == ETIMEDOUT)
+				return E_AGAIN;
 			return errno == ECHILD ? E_NOPROC : E_INTERNAL;
 		}
 		if (WIFEXITED(status) || WIFSIGNALED(status)) {
@@ -616,6 +654,8 @@ int target_pause_thread(struct target *t, pid_t tid, struct err *e)
 	}
 	bool group = false;
 	int rc = wait_for_stop(t, tid, &group);
+	if (rc == E_AGAIN)   /* still seized: its late stop is let go by target_service */
+		return err_set(e, E_AGAIN, "thread %d did not stop within %.0f s", tid, PAUSE_GIVE_UP);
 	if (rc) {
 		if (rc != E_NOPROC)
 			ptrace(PTRACE_DETACH, tid, 0, 0);
@@ -710,7 +750,10 @@ static void release_one(struct target *t, pid_t tid)
 	if (!(v & TRACEE_PAUSED)) {
 		/* Only a stopped tracee can be detached. */
 		bool group = false;
-		if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 || wait_for_stop(t, tid, &group)) {
+		int rc = ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 ? E_NOPROC : wait_for_stop(t, tid, &group);
+		if (rc == E_AGAIN)
+			return;   /* stuck in the kernel: stays seized, serviced (or detached at exit) */
+		if (rc) {
 			hmap_del(&t->tracees, (uint64_t)tid);
 			return;
 		}

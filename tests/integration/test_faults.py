@@ -258,11 +258,14 @@ def test_launched_target_exits(interp, tmp_path, native):
 
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM", "exit"])
 @pytest.mark.parametrize("native", [False, True], ids=["python", "native"])
-def test_attached_target_ends(debian_interp, start, tmp_path, how, native):
+@pytest.mark.parametrize("workload", ["busy_75_25", "two_busy"])
+def test_attached_target_ends(debian_interp, start, scripts, tmp_path, how, native, workload):
     """record --pid: the target is killed (or exits) mid-sampling; mixspy notices, writes the
-    profile and exits 0."""
+    profile and exits 0. With two busy threads, both are kept seized when the process ends: the
+    worker, exiting, waits for mixspy to reap it before the main thread can report its end."""
     secs = 1.5 if how == "exit" else 60
-    w = start(debian_interp, "busy_75_25.py", ["--seconds", secs])
+    script = "busy_75_25.py" if workload == "busy_75_25" else str(scripts / "two_busy.py")
+    w = start(debian_interp, script, ["--seconds", secs])
     out = str(tmp_path / "ends.txt")
     p = subprocess.Popen([harness.MIXSPY, "record", "--format", "raw", "-o", out, "-r", "200", "--pid", str(w.pid)]
                          + (["--native"] if native else []),
