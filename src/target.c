@@ -488,7 +488,7 @@ int target_thread_running(struct target *t, pid_t tid)
 /* Per seized thread (t->tracees value): what state we left it in. */
 #define TRACEE_PAUSED     (1ULL << 0)   /* stopped by our interrupt right now */
 #define TRACEE_GROUP_STOP (1ULL << 1)   /* in a job-control stop: resumed with PTRACE_LISTEN */
-#define TRACEE_SEEN_SHIFT 32            /* when last paused, in 10 ms units since the epoch below */
+#define TRACEE_SEEN_SHIFT 32            /* when last paused: CLOCK_MONOTONIC in 10 ms units, low 32 bits */
 #define TRACEE_RELEASE_AFTER 2.0        /* seconds unpaused before a kept thread is released */
 
 static bool service_one(struct target *t, pid_t tid, uint64_t v);
@@ -548,7 +548,7 @@ static void note_exit(struct target *t, pid_t tid, int status)
  * interrupts, ~20 us on a VM) to the time the thread stands still. So the first wait polls for
  * up to PAUSE_SPIN_US - never for a thread on our own CPU, which can only stop once we give it
  * the CPU. After that it sleeps in short steps (a SIGCHLD cuts them short) rather than in a
- * blocking waitpid, and meanwhile reaps the other seized threads that exited: exiting with
+ * blocking waitpid, and after 1 ms reaps the other seized threads that exited: exiting with
  * the process, they stay zombies until their tracer reaps them, and until then the main thread
  * never reports its own exit - a blocking wait on it would wait for ever. A thread that has not
  * stopped after PAUSE_GIVE_UP seconds (stuck in the kernel) is given up on for this pause; it
@@ -592,7 +592,8 @@ static pid_t wait_report(struct target *t, pid_t tid, int *status, bool first)
 			errno = ETIMEDOUT;
 			return -1;
 		}
-		reap_others(t, tid);
+		if (now_monotonic() - start > 1e-3)
+			reap_others(t, tid);   /* not on the fast path: one waitpid per seized thread */
 		struct timespec ts = { 0, step_ns };
 		nanosleep(&ts, NULL);
 		if (step_ns < 2000000)
@@ -662,7 +663,6 @@ int target_pause_thread(struct target *t, pid_t tid, struct err *e)
 		hmap_del(&t->tracees, (uint64_t)tid);
 		return err_set(e, rc, "thread %d did not stop", tid);
 	}
-	t->pause_count++;
 	hmap_put(&t->tracees, (uint64_t)tid,
 		 TRACEE_PAUSED | (group ? TRACEE_GROUP_STOP : 0) | tracee_stamp() << TRACEE_SEEN_SHIFT);
 	return 0;

@@ -39,7 +39,6 @@ struct target {
 	 * detaches. */
 	struct hmap tracees;
 	bool keep_seized;
-	uint64_t pause_count;   /* pauses so far: seized threads unpaused for long are released */
 	/* /proc/PID/task/TID/{stat,syscall} kept open between samples: (tid << 1 | file) -> fd */
 	struct hmap task_fds;
 	/* tid -> the CPU it last ran on (from its stat, read by target_thread_running) */
