@@ -226,7 +226,7 @@ int sampler_run(const struct config *c, struct interner *strs, const struct samp
 			/* Not Python: let the program finish (never kill what we launched), pass on its status. */
 			int st;
 			if (!t.reaped && waitpid(t.pid, &st, 0) == t.pid)
-				*status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+				*status = target_exit_code(st);
 			target_close(&t);
 			goto out;
 		}
@@ -388,7 +388,7 @@ out:
 			while ((r = waitpid(t->pid, &st, 0)) < 0 && errno == EINTR)
 				;
 			if (r == t->pid)
-				sm.exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+				sm.exit_status = target_exit_code(st);
 			else if (t->reaped)
 				sm.exit_status = t->exit_status;
 		}

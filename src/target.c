@@ -106,6 +106,11 @@ pid_t target_ppid(pid_t pid)
 	return ppid;
 }
 
+int target_exit_code(int status)
+{
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 static void target_init(struct target *t, pid_t pid)
 {
 	memset(t, 0, sizeof(*t));
@@ -515,7 +520,7 @@ bool target_alive(struct target *t)
 		pid_t r = waitpid(t->pid, &status, WNOHANG);
 		if (r == t->pid && (WIFEXITED(status) || WIFSIGNALED(status))) {
 			t->reaped = true;
-			t->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+			t->exit_status = target_exit_code(status);
 			return false;
 		}
 	}
@@ -538,7 +543,7 @@ static void note_exit(struct target *t, pid_t tid, int status)
 {
 	if (t->launched && tid == t->pid) {
 		t->reaped = true;
-		t->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		t->exit_status = target_exit_code(status);
 	}
 	hmap_del(&t->tracees, (uint64_t)tid);
 }

@@ -45,6 +45,9 @@ struct target {
 	struct hmap task_cpu;
 };
 
+/* A wait status of a process that ended as a shell reports it: its exit code, or 128 + signal. */
+int target_exit_code(int status);
+
 /* Attach to an existing process (checks it exists and we may read it). */
 int target_attach(struct target *t, pid_t pid, struct err *e);
 /* Start argv as a child; it runs at once. stdout/stderr are inherited. */
