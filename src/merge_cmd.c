@@ -45,6 +45,7 @@ int merge_run(const struct config *c, struct err *e)
 			p.rate = rate;
 		p.start_wall = start;
 		p.duration = offset;
+		bool existed = path_exists(c->output);
 		FILE *out = fopen(c->output, "wb");
 		if (!out) {
 			rc = err_set(e, E_IO, "Failed to create output file '%s': %s", c->output, strerror(errno));
@@ -54,7 +55,7 @@ int merge_run(const struct config *c, struct err *e)
 			if (fclose(out) != 0 && !rc)
 				rc = err_set(e, E_IO, "Failed to write '%s': %s", c->output, strerror(errno));
 			if (rc) {
-				unlink(c->output);
+				remove_new_output(c->output, existed);
 			} else {
 				fprintf(stderr, "mixspy> Merged %zu profiles. ", ninputs);
 				fprintf(stderr, format_wrote_message(c->format), c->output);

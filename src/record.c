@@ -294,6 +294,7 @@ int record_run(const struct config *c, int *status, struct err *e)
 	r.stem = app;
 	char *path = c->output ? xstrdup(c->output) : default_output(c);
 	/* With --rotate the windows are the files; no file covers the whole run. */
+	bool existed = path_exists(path);
 	FILE *out = c->rotate ? NULL : fopen(path, "wb");
 	if (!out && !c->rotate) {
 		int rc = err_set(e, E_IO, "Failed to create output file '%s': %s", path, strerror(errno));
@@ -323,7 +324,7 @@ int record_run(const struct config *c, int *status, struct err *e)
 	if (rc) {
 		if (out) {
 			fclose(out);
-			unlink(path);
+			remove_new_output(path, existed);
 		}
 		goto done;
 	}

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 int err_set(struct err *e, int code, const char *fmt, ...)
 {
@@ -48,6 +50,19 @@ void *xrealloc(void *p, size_t n)
 	if (!q)
 		oom(n);
 	return q;
+}
+
+bool path_exists(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0;
+}
+
+void remove_new_output(const char *path, bool existed)
+{
+	struct stat st;
+	if (!existed && lstat(path, &st) == 0 && S_ISREG(st.st_mode))
+		unlink(path);
 }
 
 char *xstrdup(const char *s)

@@ -45,6 +45,11 @@ void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
+/* After a failed write: delete the output file at path, but only if it is a regular file and
+ * did not exist before this run opened it (`existed`, from path_exists). As root, deleting
+ * `-o /dev/null` would remove the device for the whole machine. */
+bool path_exists(const char *path);
+void remove_new_output(const char *path, bool existed);
 char *xstrndup(const char *s, size_t n);
 
 /* ---- growable buffer ------------------------------------------------------------------------- */

@@ -6,6 +6,7 @@ and leave the target exactly as it was: running, not stopped, not killed.
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -87,6 +88,24 @@ def test_not_python(tmp_path):
             assert "python" in err[0].lower(), err[0]
             assert_not_stopped(sl.pid)
         assert sl.poll() is None, "the target died"
+    finally:
+        sl.kill()
+        sl.wait()
+
+
+def test_failed_record_keeps_dev_null(tmp_path):
+    """A record that fails deletes the output file it created - never `-o /dev/null` (as root
+    that removed the device for the whole machine), nor a file that was there before."""
+    sl = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    before = tmp_path / "before.svg"
+    before.write_text("kept")
+    try:
+        for out in ("/dev/null", str(before), str(tmp_path / "new.svg")):
+            rc, _, err = run(["record", "-d", "1", "-o", out, "--pid", sl.pid], tmp_path)
+            assert rc == 1, err
+        assert stat.S_ISCHR(os.stat("/dev/null").st_mode), "/dev/null is no longer a device"
+        assert before.exists(), "a file that existed before the run was deleted"
+        assert not (tmp_path / "new.svg").exists(), "the failed run left the file it created"
     finally:
         sl.kill()
         sl.wait()
