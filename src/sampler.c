@@ -186,7 +186,10 @@ static void reap_root(struct sampler *sm, struct target *t)
 {
 	if (!sm->launched || sm->root_exited)
 		return;
-	if (!target_alive(t) || t->reaped) {
+	/* Only a reaped program has ended for us: a zombie main thread whose exit status is not
+	 * collected yet (its seized threads are reaped first, then it reports) is not over. */
+	target_alive(t);
+	if (t->reaped) {
 		sm->root_exited = true;
 		sm->exit_status = t->exit_status;
 	}
