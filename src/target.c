@@ -606,6 +606,30 @@ static pid_t wait_report(struct target *t, pid_t tid, int *status, bool first)
 	}
 }
 
+/* What a tracee's wait status says. REPORT_GONE: it exited (noted); REPORT_EVENT_STOP: a
+ * PTRACE_EVENT_STOP - our interrupt, or a job-control stop when *sig is a stop signal;
+ * REPORT_SIGNAL: a stop to continue from, delivering *sig (0 after any other ptrace event, of
+ * which we ask for none); REPORT_NONE: nothing to act on. */
+enum tracee_report { REPORT_NONE, REPORT_GONE, REPORT_EVENT_STOP, REPORT_SIGNAL };
+
+static enum tracee_report read_report(struct target *t, pid_t tid, int status, int *sig)
+{
+	*sig = 0;
+	if (WIFEXITED(status) || WIFSIGNALED(status)) {
+		note_exit(t, tid, status);
+		return REPORT_GONE;
+	}
+	if (!WIFSTOPPED(status))
+		return REPORT_NONE;
+	if (status >> 16 == PTRACE_EVENT_STOP) {
+		*sig = WSTOPSIG(status);
+		return REPORT_EVENT_STOP;
+	}
+	if (!(status >> 16))
+		*sig = WSTOPSIG(status);
+	return REPORT_SIGNAL;
+}
+
 /* Wait for tid to report the stop our PTRACE_INTERRUPT asked for. A signal that stops it on the
  * way is delivered at once (PTRACE_CONT with it), and the wait goes on: the interrupt still
  * traps right after. A job-control stop (group-stop) also counts as stopped; *group says so.
@@ -623,20 +647,15 @@ static int wait_for_stop(struct target *t, pid_t tid, bool *group)
 				return E_AGAIN;
 			return errno == ECHILD ? E_NOPROC : E_INTERNAL;
 		}
-		if (WIFEXITED(status) || WIFSIGNALED(status)) {
-			note_exit(t, tid, status);
+		int sig;
+		enum tracee_report rep = read_report(t, tid, status, &sig);
+		if (rep == REPORT_GONE)
 			return E_NOPROC;
-		}
-		if (!WIFSTOPPED(status))
-			continue;
-		int sig = WSTOPSIG(status);
-		if (status >> 16 == PTRACE_EVENT_STOP) {
+		if (rep == REPORT_EVENT_STOP) {
 			*group = is_stop_signal(sig);
 			return 0;   /* our interrupt, or a group-stop: either way it stands still */
 		}
-		if (status >> 16)
-			sig = 0;    /* some other ptrace event (we ask for none): just go on */
-		if (ptrace(PTRACE_CONT, tid, 0, (void *)(long)sig) < 0)
+		if (rep == REPORT_SIGNAL && ptrace(PTRACE_CONT, tid, 0, (void *)(long)sig) < 0)
 			return errno == ESRCH ? E_NOPROC : E_INTERNAL;
 	}
 	return E_INTERNAL;
@@ -719,21 +738,20 @@ static bool service_one(struct target *t, pid_t tid, uint64_t v)
 			hmap_del(&t->tracees, (uint64_t)tid);
 			return false;
 		}
-		if (WIFEXITED(status) || WIFSIGNALED(status)) {
-			note_exit(t, tid, status);
+		int sig;
+		enum tracee_report rep = read_report(t, tid, status, &sig);
+		if (rep == REPORT_GONE)
 			return false;
-		}
-		if (!WIFSTOPPED(status))
+		if (rep == REPORT_NONE)
 			continue;
-		int sig = WSTOPSIG(status);
 		long rc;
-		if (status >> 16 == PTRACE_EVENT_STOP && is_stop_signal(sig)) {
+		if (rep == REPORT_EVENT_STOP && is_stop_signal(sig)) {
 			/* The process was stopped (SIGSTOP, Ctrl-Z): keep it so until SIGCONT. */
 			v |= TRACEE_GROUP_STOP;
 			rc = ptrace(PTRACE_LISTEN, tid, 0, 0);
 		} else {
 			/* A signal to deliver now, the end of a job-control stop, or a late trap of ours. */
-			if (status >> 16)
+			if (rep == REPORT_EVENT_STOP)
 				sig = 0;
 			v &= ~TRACEE_GROUP_STOP;
 			rc = ptrace(PTRACE_CONT, tid, 0, (void *)(long)sig);

@@ -27,6 +27,12 @@ PRELUDE = textwrap.dedent("""\
     import os, sys, time
     sys.path.insert(0, %r)
     import workload_common
+
+    def spin(deadline):
+        t = 0
+        while time.time() < deadline:
+            t += 1
+        return t
     """) % harness.NATIVE_EXT
 
 SCRIPTS = {
@@ -156,12 +162,6 @@ handled = [0]
 def on_alarm(signum, frame):
     handled[0] += 1
 
-def spin(deadline):
-    t = 0
-    while time.time() < deadline:
-        t += 1
-    return t
-
 def main():
     p = workload_common.parser("alarms")
     p.add_argument("--out")
@@ -180,12 +180,6 @@ main()
     # Two busy threads (main and a worker), for job-control tests.
     "two_busy.py": """
 import threading
-
-def spin(deadline):
-    t = 0
-    while time.time() < deadline:
-        t += 1
-    return t
 
 def main():
     args = workload_common.parser("two_busy").parse_args()
