@@ -154,15 +154,9 @@ static double exp_gap(double rate, uint64_t *rng)
 /* Sleep until t (CLOCK_MONOTONIC); a SIGCHLD wakes it to forward signals to seized threads. */
 static void sleep_until(struct sampler *sm, double t)
 {
-	struct timespec ts;
-	ts.tv_sec = (time_t)t;
-	ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
-		if (sampler_stop_signal)
+	for (;;) {
+		double now = now_monotonic();
+		if (now >= t || sleep_signalled(NULL, t - now) == 0 || sampler_stop_signal)
 			break;
 		if (sampler_child_signal)
 			sampler_service(sm);
@@ -213,6 +207,10 @@ int sampler_run(const struct config *c, struct interner *strs, const struct samp
 	sc.sa_flags = SA_RESTART;
 	sigemptyset(&sc.sa_mask);
 	sigaction(SIGCHLD, &sc, NULL);
+	sigset_t child, mask_before;
+	sigemptyset(&child);
+	sigaddset(&child, SIGCHLD);
+	sigprocmask(SIG_BLOCK, NULL, &mask_before);
 
 	struct spy_opts o = opts_of(c);
 	struct sampler_proc *root = add_proc(&sm);
@@ -260,6 +258,12 @@ int sampler_run(const struct config *c, struct interner *strs, const struct samp
 		}
 	}
 
+	/* SIGCHLD is let through only while the sampler sleeps (sleep_signalled): every pause of a
+	 * thread sends us one, and taking it mid-pause - the inter-processor interrupt that delivers
+	 * it, the handler - kept the target stopped ~20 us longer per sample (measured from the
+	 * target's side on this machine class). A stop reported meanwhile waits for the next sleep
+	 * or tick. (Blocked only now: a launched program must not inherit the mask.) */
+	sigprocmask(SIG_BLOCK, &child, NULL);
 	uint64_t rng = (uint64_t)getpid() * 0x9E3779B97F4A7C15ULL ^ (uint64_t)(now_wall() * 1e6);
 	if (!rng)
 		rng = 1;
@@ -381,6 +385,7 @@ out:
 	for (size_t i = 0; i < sm.procs.n; i++)
 		target_release_all(&sm.procs.v[i]->spy.t);
 	signal(SIGCHLD, SIG_DFL);
+	sigprocmask(SIG_SETMASK, &mask_before, NULL);
 	if (sm.launched && !rc && sm.procs.n) {
 		struct target *t = &sm.procs.v[0]->spy.t;
 		if (sm.reason == STOP_SIGNAL && sampler_stop_signal == SIGTERM && !sm.root_exited)

@@ -552,7 +552,7 @@ static void note_exit(struct target *t, pid_t tid, int status)
  * interrupt; sleeping in waitpid until then would add the time to wake us (two inter-processor
  * interrupts, ~20 us on a VM) to the time the thread stands still. So the first wait polls for
  * up to PAUSE_SPIN_US - never for a thread on our own CPU, which can only stop once we give it
- * the CPU. After that it sleeps in short steps (a SIGCHLD cuts them short) rather than in a
+ * the CPU. After that it sleeps in short steps (a SIGCHLD ends them) rather than in a
  * blocking waitpid, and after 1 ms reaps the other seized threads that exited: exiting with
  * the process, they stay zombies until their tracer reaps them, and until then the main thread
  * never reports its own exit - a blocking wait on it would wait for ever. A thread that has not
@@ -588,7 +588,7 @@ static pid_t wait_report(struct target *t, pid_t tid, int *status, bool first)
 				return r;
 		} while (now_monotonic() < until);
 	}
-	long step_ns = 20000;
+	double step = 20e-6;
 	for (;;) {
 		pid_t r = waitpid(tid, status, WNOHANG | __WALL);
 		if (r != 0)
@@ -599,10 +599,9 @@ static pid_t wait_report(struct target *t, pid_t tid, int *status, bool first)
 		}
 		if (now_monotonic() - start > 1e-3)
 			reap_others(t, tid);   /* not on the fast path: one waitpid per seized thread */
-		struct timespec ts = { 0, step_ns };
-		nanosleep(&ts, NULL);
-		if (step_ns < 2000000)
-			step_ns *= 2;
+		sleep_signalled(NULL, step);   /* the stop's SIGCHLD ends it */
+		if (step < 2e-3)
+			step *= 2;
 	}
 }
 
@@ -785,21 +784,39 @@ static void release_one(struct target *t, pid_t tid)
 	ptrace(PTRACE_DETACH, tid, 0, 0);
 }
 
+static bool release_due(uint64_t v, uint64_t now)
+{
+	uint64_t seen = v >> TRACEE_SEEN_SHIFT;
+	return !(v & TRACEE_PAUSED) && ((now - seen) & 0xffffffffULL) > (uint64_t)(TRACEE_RELEASE_AFTER * 100);
+}
+
 void target_service(struct target *t)
 {
 	if (!t->tracees.n)
 		return;
+	uint64_t now = tracee_stamp();
+	/* The common case, every tick: no tracee (nor child) has anything to report - one peek
+	 * that leaves any report in place tells, instead of a waitpid per seized thread. */
+	siginfo_t si = { 0 };
+	bool reports = waitid(P_ALL, 0, &si, WEXITED | WSTOPPED | WNOHANG | WNOWAIT | __WALL) != 0 || si.si_pid != 0;
+	if (!reports) {
+		size_t it = 0;
+		uint64_t k, v;
+		bool due = false;
+		while (!due && hmap_next(&t->tracees, &it, &k, &v))
+			due = release_due(v, now);
+		if (!due)
+			return;
+	}
 	pid_t *tids;
 	size_t n = tracee_list(t, &tids);
-	uint64_t now = tracee_stamp();
 	for (size_t i = 0; i < n; i++) {
 		uint64_t v;
 		if (!hmap_get(&t->tracees, (uint64_t)tids[i], &v) || (v & TRACEE_PAUSED))
 			continue;
-		if (!service_one(t, tids[i], v))
+		if (reports && !service_one(t, tids[i], v))
 			continue;
-		uint64_t seen = v >> TRACEE_SEEN_SHIFT;
-		if (((now - seen) & 0xffffffffULL) > (uint64_t)(TRACEE_RELEASE_AFTER * 100))
+		if (release_due(v, now))
 			release_one(t, tids[i]);
 	}
 	free(tids);

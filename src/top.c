@@ -495,20 +495,17 @@ static bool idle(void *ctx, struct sampler *sm, double until)
 		double now = now_monotonic();
 		if (now >= until)
 			return false;
-		int ms = (int)ceil((until - now) * 1000.0);
 		if (!t->curses) {
-			struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
-			nanosleep(&ts, NULL);
+			sleep_signalled(NULL, until - now);
 			continue;
 		}
 		struct pollfd pfd = { .fd = STDIN_FILENO, .events = POLLIN };
-		int r = poll(&pfd, 1, ms);
+		int r = sleep_signalled(&pfd, until - now);
 		if (r < 0 && errno != EINTR)
 			return false;
 		if (r > 0 && (pfd.revents & (POLLHUP | POLLERR | POLLNVAL))) {
 			/* The terminal went away: nothing more to read, sleep out the gap. */
-			struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
-			nanosleep(&ts, NULL);
+			sleep_signalled(NULL, until - now);
 			continue;
 		}
 		int ch;

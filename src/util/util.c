@@ -3,6 +3,8 @@
  */
 #include "util.h"
 
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -435,6 +437,20 @@ double now_monotonic(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int sleep_signalled(struct pollfd *pfd, double secs)
+{
+	if (secs < 0)
+		secs = 0;
+	struct timespec ts = { .tv_sec = (time_t)secs };
+	ts.tv_nsec = (long)((secs - (double)ts.tv_sec) * 1e9);
+	if (ts.tv_nsec >= 1000000000L)
+		ts.tv_nsec = 999999999L;
+	sigset_t mask;
+	sigprocmask(SIG_BLOCK, NULL, &mask);
+	sigdelset(&mask, SIGCHLD);
+	return ppoll(pfd, pfd ? 1 : 0, &ts, &mask);
 }
 
 double now_wall(void)

@@ -133,6 +133,11 @@ size_t interner_count(const struct interner *in);
 
 double now_monotonic(void);   /* seconds */
 double now_wall(void);        /* seconds since the epoch */
+/* Sleep up to secs, ending early when pfd (if not NULL) has an event or a signal is handled -
+ * SIGCHLD included, which the sampler keeps blocked outside such sleeps (see sampler_run).
+ * Returns ppoll's result: > 0 pfd ready, 0 time up, < 0 interrupted (errno EINTR). */
+struct pollfd;
+int sleep_signalled(struct pollfd *pfd, double secs);
 /* Local time t as RFC 3339 at seconds, as py-spy names its files: "2026-11-21T09:35:34Z" in UTC,
  * else with the offset "+01:00" (strftime's %z has no colon). */
 void time_rfc3339(char *buf, size_t n, time_t t);
