@@ -36,7 +36,8 @@ struct spy {
 	VEC(struct frame) frames;     /* storage for the samples' frames */
 	VEC(size_t) frame_starts;
 	VEC(struct py_thread *) sample_threads;   /* the Python thread of each sample */
-	struct hmap running;          /* tid -> 1 running / 0 not, read at the start of a sample */
+	struct hmap running;          /* tid -> running state, read at the start of a sample (spy.c) */
+	struct hmap sys_arg;          /* tid -> first system call argument, where that was read */
 	VEC(uint64_t) first_read;     /* --nonblocking: frame and code addresses of the first read */
 	int pidns;                    /* target's PID namespace: 0 not checked yet, 1 ours, 2 another */
 	struct hmap ns_tids;          /* pidns 2: the target's own thread ids -> ours (from NSpid) */
@@ -44,6 +45,8 @@ struct spy {
 	uint64_t merge_mismatches;
 	bool stats;                   /* MIXSPY_STATS=1: time every pause, report them at spy_close */
 	VEC(float) pause_us;          /* pause -> resume of each sampled thread, microseconds */
+	uint64_t unpaused_reads;      /* MIXSPY_STATS=1: threads read without a pause (see spy.c) */
+	int gil_marks;                /* py_gil_mark works: 0 not tried yet, 1 yes, -1 no */
 	double first_sample_mono;     /* MIXSPY_STATS=1: CLOCK_MONOTONIC of the first sample, 0 before */
 	uint64_t maps_checked_generation;
 	double last_maps_check;

@@ -49,6 +49,7 @@ struct py_layout {
 	int runtime_tstate_current;     /* 3.7-3.11 gilstate.tstate_current */
 	int runtime_gil_locked;         /* 3.7-3.11 ceval.gil.locked */
 	int runtime_gil_last_holder;    /* 3.7-3.11 ceval.gil.last_holder */
+	int runtime_gil_switch_number;  /* 3.7-3.11 ceval.gil.switch_number */
 
 	/* PyInterpreterState */
 	int interp_next;
@@ -57,6 +58,7 @@ struct py_layout {
 	int interp_ceval_gil;           /* 3.12+: pointer to the GIL in use */
 	int gil_locked;                 /* 3.12+: within _gil_runtime_state */
 	int gil_last_holder;
+	int gil_switch_number;          /* 3.12+: counts changes of holder */
 
 	/* PyThreadState */
 	int tstate_next;

@@ -599,6 +599,33 @@ bool py_gil_locked(struct py_proc *p)
 	return py_gil_holder(p, &holder) == 0 && holder != 0;
 }
 
+int py_gil_mark(struct py_proc *p, struct py_gil_mark *m)
+{
+	const struct py_layout *L = &p->layout;
+	uint64_t base;
+	int holder, count;
+	if (L->gil_model == PYGIL_RUNTIME_TSTATE && p->runtime) {
+		base = p->runtime;
+		holder = L->runtime_gil_last_holder;
+		count = L->runtime_gil_switch_number;
+	} else if (L->gil_model == PYGIL_INTERP_GIL_PTR && L->interp_ceval_gil >= 0) {
+		if (!p->gil_ptr && target_read_u64(p->t, p->interp + (uint64_t)L->interp_ceval_gil, &p->gil_ptr))
+			return E_READ;
+		base = p->gil_ptr;
+		holder = L->gil_last_holder;
+		count = L->gil_switch_number;
+	} else {
+		return E_NOTPY;
+	}
+	if (!base || holder < 0 || count < 0)
+		return E_NOTPY;
+	struct target_iov iov[2] = { { base + (uint64_t)holder, &m->last_holder, 8 },
+				     { base + (uint64_t)count, &m->switches, 8 } };
+	bool ok[2] = { false, false };
+	target_readv(p->t, iov, 2, ok);
+	return ok[0] && ok[1] ? 0 : E_READ;
+}
+
 /* struct _gil_runtime_state (3.7+): interval, last_holder, locked, switch_number, then cond,
  * mutex, switch_cond, switch_mutex (glibc x86_64: 48 + 40 + 48 + 40 bytes). */
 #define GIL_STATE_SIZE (32 + 48 + 40 + 48 + 40)

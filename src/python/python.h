@@ -105,6 +105,16 @@ int py_read_thread_names(struct py_proc *p, struct py_thread *threads, size_t n)
 int py_gil_holder(struct py_proc *p, uint64_t *tstate);
 /* True when the GIL is currently locked (3.7+), or the holder is known (older). */
 bool py_gil_locked(struct py_proc *p);
+/* Who had the GIL last and how often it has changed hands (3.7+: the GIL's last_holder and
+ * switch_number; the count moves each time a thread takes it from another). A thread that is
+ * not the last holder in two marks with the same count has not held the GIL in between - so
+ * it ran no Python and its frame chain did not change. E_NOTPY: not known for this version
+ * (2.7, 3.6). */
+struct py_gil_mark {
+	uint64_t last_holder;
+	uint64_t switches;
+};
+int py_gil_mark(struct py_proc *p, struct py_gil_mark *m);
 /* The bytes [*lo, *hi) of the GIL's own synchronisation objects (its mutex and condition
  * variables; 2.7: its semaphore): a thread taking the GIL sleeps in futex() on an address in
  * there. Returns 0, or E_NOTPY when this build does not tell where they are. */

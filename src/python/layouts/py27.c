@@ -18,12 +18,14 @@ const struct py_layout py_layout_2_7 = {
 	.runtime_tstate_current = -1,
 	.runtime_gil_locked = -1,
 	.runtime_gil_last_holder = -1,
+	.runtime_gil_switch_number = -1,
 	.interp_next = 0,
 	.interp_tstate_head = 8,
 	.interp_modules = 16,
 	.interp_ceval_gil = -1,
 	.gil_locked = -1,
 	.gil_last_holder = -1,
+	.gil_switch_number = -1,
 
 	/* PyThreadState */
 	.tstate_next = 0,

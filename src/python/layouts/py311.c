@@ -18,12 +18,14 @@ const struct py_layout py_layout_3_11 = {
 	.runtime_tstate_current = 576,
 	.runtime_gil_locked = 376,
 	.runtime_gil_last_holder = 368,
+	.runtime_gil_switch_number = 384,
 	.interp_next = 0,
 	.interp_tstate_head = 16,
 	.interp_modules = 888,
 	.interp_ceval_gil = -1,
 	.gil_locked = -1,
 	.gil_last_holder = -1,
+	.gil_switch_number = -1,
 
 	/* PyThreadState */
 	.tstate_next = 8,

@@ -18,12 +18,14 @@ const struct py_layout py_layout_3_14 = {
 	.runtime_tstate_current = -1,
 	.runtime_gil_locked = -1,
 	.runtime_gil_last_holder = -1,
+	.runtime_gil_switch_number = -1,
 	.interp_next = 7272,
 	.interp_tstate_head = 7344,
 	.interp_modules = 7688,
 	.interp_ceval_gil = 16,
 	.gil_locked = 16,
 	.gil_last_holder = 8,
+	.gil_switch_number = 24,
 
 	/* PyThreadState */
 	.tstate_next = 8,

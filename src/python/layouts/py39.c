@@ -18,12 +18,14 @@ const struct py_layout py_layout_3_9 = {
 	.runtime_tstate_current = 568,
 	.runtime_gil_locked = 368,
 	.runtime_gil_last_holder = 360,
+	.runtime_gil_switch_number = 376,
 	.interp_next = 0,
 	.interp_tstate_head = 8,
 	.interp_modules = 856,
 	.interp_ceval_gil = -1,
 	.gil_locked = -1,
 	.gil_last_holder = -1,
+	.gil_switch_number = -1,
 
 	/* PyThreadState */
 	.tstate_next = 8,

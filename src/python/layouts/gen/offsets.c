@@ -89,10 +89,12 @@ static void runtime_and_interp(void)
 	F(runtime_tstate_current, offsetof(_PyRuntimeState, gilstate.tstate_current));
 	F(runtime_gil_locked, offsetof(_PyRuntimeState, ceval.gil.locked));
 	F(runtime_gil_last_holder, offsetof(_PyRuntimeState, ceval.gil.last_holder));
+	F(runtime_gil_switch_number, offsetof(_PyRuntimeState, ceval.gil.switch_number));
 #else
 	NA(runtime_tstate_current);
 	NA(runtime_gil_locked);
 	NA(runtime_gil_last_holder);
+	NA(runtime_gil_switch_number);
 #endif
 
 	F(interp_next, offsetof(PyInterpreterState, next));
@@ -106,11 +108,13 @@ static void runtime_and_interp(void)
 	F(interp_ceval_gil, offsetof(PyInterpreterState, ceval.gil));
 	F(gil_locked, offsetof(struct _gil_runtime_state, locked));
 	F(gil_last_holder, offsetof(struct _gil_runtime_state, last_holder));
+	F(gil_switch_number, offsetof(struct _gil_runtime_state, switch_number));
 #else
 	F(interp_modules, offsetof(PyInterpreterState, modules));
 	NA(interp_ceval_gil);
 	NA(gil_locked);
 	NA(gil_last_holder);
+	NA(gil_switch_number);
 #endif
 }
 
