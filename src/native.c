@@ -73,13 +73,19 @@ void native_maps_changed(struct spy *s)
 	symbolizer_maps_changed(s->native->sym);
 }
 
-void native_capture(struct spy *s, pid_t tid, void **snapshot)
+bool native_stack_guess(struct spy *s, pid_t tid, struct target_iov *iov)
+{
+	struct native_state *n = s->native;
+	return n && !n->snap_in_use && unwind_stack_guess(n->uw, tid, &n->snap, iov);
+}
+
+void native_capture(struct spy *s, pid_t tid, bool guess_ok, void **snapshot)
 {
 	struct native_state *n = s->native;
 	*snapshot = NULL;
 	if (!n || n->snap_in_use)
 		return;
-	if (unwind_capture(n->uw, tid, &n->snap, NULL) == 0) {
+	if (unwind_capture(n->uw, tid, &n->snap, guess_ok, NULL) == 0) {
 		n->snap_in_use = true;
 		*snapshot = n;
 	}

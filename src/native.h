@@ -17,8 +17,11 @@ struct spy;
 int native_open(struct spy *s, struct err *e);
 void native_close(struct spy *s);
 void native_maps_changed(struct spy *s);
-/* Thread tid is paused: copy what unwinding needs. *snapshot is NULL on failure. */
-void native_capture(struct spy *s, pid_t tid, void **snapshot);
+/* Thread tid is paused: the stack range to read ahead with the pause's first read (false: none;
+ * see unwind_stack_guess), then the capture of what unwinding needs, told whether that read got
+ * the range. *snapshot is NULL on failure. */
+bool native_stack_guess(struct spy *s, pid_t tid, struct target_iov *iov);
+void native_capture(struct spy *s, pid_t tid, bool guess_ok, void **snapshot);
 void native_snapshot_free(void *snapshot);
 /* Append the merged (native + Python) frames of th, leaf first, to s->frames; *waiting is set
  * when the thread is blocked taking the GIL. */

@@ -475,10 +475,14 @@ int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct e
 		} else if (paused) {
 			/* Paused: copy only what changes (the frame chain, who holds the GIL now, the
 			 * native registers and stack top); the rest is worked out once it runs again. */
-			rc = py_copy_frames(s->py, th, &fe);
+			/* --native: the stack top is read ahead (where it was last time) with the frame
+			 * chain's first read; the registers, read after it, say whether that was it. */
+			struct target_iov stack;
+			bool guess = s->o.native && native_stack_guess(s, th->os_tid, &stack), guess_ok = false;
+			rc = py_copy_frames(s->py, th, guess ? &stack : NULL, &guess_ok, &fe);
 			th->holds_gil = py_thread_holds_gil(s->py, th);
 			if (!rc && s->o.native)
-				native_capture(s, th->os_tid, &native_snapshot);
+				native_capture(s, th->os_tid, guess_ok, &native_snapshot);
 			target_resume_thread(&s->t, th->os_tid);
 			if (s->stats)
 				vec_push(&s->pause_us, (float)((now_monotonic() - pause_t0) * 1e6));

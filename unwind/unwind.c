@@ -43,7 +43,9 @@ extern int _Ux86_64_dwarf_search_unwind_table(unw_addr_space_t as, unw_word_t ip
 #define EH_PE_sdata4 0x0b
 #define EH_PE_datarel 0x30
 
-#define UNWIND_STACK_DEFAULT (64 * 1024)
+#define UNWIND_STACK_DEFAULT (64 * 1024)   /* the most copied while paused; also the first copy */
+#define UNWIND_STACK_MIN (8 * 1024)
+#define UNWIND_GUESS_BELOW 4096              /* read ahead below the last sp (see unwind_stack_guess) */
 #define UNWIND_LIVE_BLOCK (16 * 1024)
 #define UNWIND_MAX_SEGS 16
 #define UNWIND_MAX_IMAGE ((uint64_t)4 << 30)
@@ -101,6 +103,10 @@ struct unwinder {
 	uint8_t live[UNWIND_LIVE_BLOCK];
 	uint64_t live_base;
 	size_t live_len;
+	uint64_t walk_top;      /* highest stack byte (from sp) the walk read, snapshot or live */
+	/* tid -> stack bytes its recent walks used (decaying maximum): what the next pause copies */
+	struct hmap stack_need;
+	struct hmap last_sp;    /* tid -> sp at its last capture */
 };
 
 /* ---- modules and ranges ---------------------------------------------------------------------- */
@@ -393,8 +399,10 @@ static bool module_read(const struct unwind_module *m, uint64_t addr, void *out,
 static int unwind_read(struct unwinder *u, uint64_t addr, void *out, size_t len)
 {
 	const struct unwind_snapshot *s = u->snap;
+	if (s && addr >= s->sp && (!s->stack_end || addr < s->stack_end) && addr - s->sp + len > u->walk_top)
+		u->walk_top = addr - s->sp + len;
 	if (s && addr >= s->sp && addr - s->sp <= s->stack_len && len <= s->stack_len - (addr - s->sp)) {
-		memcpy(out, s->stack + (addr - s->sp), len);
+		memcpy(out, s->stack + s->stack_skip + (addr - s->sp), len);
 		return 0;
 	}
 	if (u->live_len && addr >= u->live_base && addr - u->live_base <= u->live_len &&
@@ -643,6 +651,8 @@ int unwinder_new(struct unwinder **out, struct target *t, struct err *e)
 	unw_set_caching_policy(u->as, UNW_CACHE_GLOBAL);
 	unw_set_cache_size(u->as, 1024, 0);
 	hmap_init(&u->manual);
+	hmap_init(&u->stack_need);
+	hmap_init(&u->last_sp);
 	if (cs_open(CS_ARCH_X86, CS_MODE_64, &u->cs) == CS_ERR_OK) {
 		cs_option(u->cs, CS_OPT_DETAIL, CS_OPT_ON);
 		u->cs_ok = true;
@@ -660,6 +670,8 @@ void unwinder_free(struct unwinder *u)
 	vec_free(&u->mods);
 	vec_free(&u->ranges);
 	hmap_free(&u->manual);
+	hmap_free(&u->stack_need);
+	hmap_free(&u->last_sp);
 	if (u->cs_ok)
 		cs_close(&u->cs);
 	unw_destroy_addr_space(u->as);
@@ -674,7 +686,53 @@ void unwinder_maps_changed(struct unwinder *u)
 	u->maps_generation = 0;
 }
 
-int unwind_capture(struct unwinder *u, pid_t tid, struct unwind_snapshot *snap, struct err *e)
+/*
+ * How much stack a pause copies: what the recent walks of the thread used (stack_need) plus a
+ * quarter and a page, at least UNWIND_STACK_MIN, at most UNWIND_STACK_DEFAULT - which a thread
+ * seen for the first time gets. A walk that goes past the copy goes on with live reads, and the
+ * next copy of that thread is large enough again.
+ */
+static size_t stack_want(struct unwinder *u, pid_t tid)
+{
+	uint64_t need;
+	if (!hmap_get(&u->stack_need, (uint64_t)tid, &need))
+		return UNWIND_STACK_DEFAULT;
+	size_t want = ((size_t)need + (size_t)need / 4 + 4096 + 4095) & ~(size_t)4095;
+	if (want < UNWIND_STACK_MIN)
+		want = UNWIND_STACK_MIN;
+	return want > UNWIND_STACK_DEFAULT ? UNWIND_STACK_DEFAULT : want;
+}
+
+static void snapshot_reserve(struct unwind_snapshot *snap)
+{
+	if (snap->stack_cap < UNWIND_STACK_DEFAULT + UNWIND_GUESS_BELOW) {
+		free(snap->stack);
+		snap->stack = xmalloc(UNWIND_STACK_DEFAULT + UNWIND_GUESS_BELOW);
+		snap->stack_cap = UNWIND_STACK_DEFAULT + UNWIND_GUESS_BELOW;
+	}
+}
+
+bool unwind_stack_guess(struct unwinder *u, pid_t tid, struct unwind_snapshot *snap, struct target_iov *iov)
+{
+	uint64_t sp;
+	snap->guess_len = 0;
+	if (!hmap_get(&u->last_sp, (uint64_t)tid, &sp) || sp < UNWIND_GUESS_BELOW)
+		return false;
+	snapshot_reserve(snap);
+	uint64_t lo = sp - UNWIND_GUESS_BELOW;
+	size_t len = UNWIND_GUESS_BELOW + stack_want(u, tid);
+	const struct map *mp = target_map_at(u->t, sp);
+	if (!mp || lo < mp->start)
+		return false;
+	if (mp->end - lo < len)
+		len = mp->end - lo;
+	snap->guess_addr = lo;
+	snap->guess_len = len;
+	*iov = (struct target_iov){ lo, snap->stack, len };
+	return true;
+}
+
+int unwind_capture(struct unwinder *u, pid_t tid, struct unwind_snapshot *snap, bool guess_ok, struct err *e)
 {
 	struct user_regs_struct regs;
 	if (ptrace(PTRACE_GETREGS, tid, 0, &regs) != 0)
@@ -683,15 +741,25 @@ int unwind_capture(struct unwinder *u, pid_t tid, struct unwind_snapshot *snap, 
 	snap->regs = regs;
 	snap->sp = regs.rsp;
 	snap->stack_len = 0;
-	if (snap->stack_cap < UNWIND_STACK_DEFAULT) {
-		free(snap->stack);
-		snap->stack = xmalloc(UNWIND_STACK_DEFAULT);
-		snap->stack_cap = UNWIND_STACK_DEFAULT;
+	snap->stack_skip = 0;
+	hmap_put(&u->last_sp, (uint64_t)tid, regs.rsp);
+	snapshot_reserve(snap);
+	const struct map *mp = target_map_at(u->t, regs.rsp);
+	snap->stack_end = mp ? mp->end : 0;
+	/* The range read ahead holds this sp with as much above it as recent walks needed (or all
+	 * up to the end of the stack): it is the copy. */
+	uint64_t need = 0;
+	hmap_get(&u->stack_need, (uint64_t)tid, &need);
+	uint64_t gend = snap->guess_addr + snap->guess_len;
+	if (guess_ok && snap->guess_len && regs.rsp >= snap->guess_addr && regs.rsp < gend &&
+	    (gend - regs.rsp >= need + 1024 || (snap->stack_end && gend == snap->stack_end))) {
+		snap->stack_skip = (size_t)(regs.rsp - snap->guess_addr);
+		snap->stack_len = (size_t)(gend - regs.rsp);
+		return 0;
 	}
 	/* Clip to the end of the stack's mapping; with stale maps the partial read stops at the
 	 * first unreadable page instead. */
-	size_t want = snap->stack_cap;
-	const struct map *mp = target_map_at(u->t, regs.rsp);
+	size_t want = stack_want(u, tid);
 	if (mp && mp->end - regs.rsp < want)
 		want = mp->end - regs.rsp;
 	ssize_t got = want ? target_read_partial(u->t, regs.rsp, snap->stack, want) : 0;
@@ -753,6 +821,7 @@ int unwind_frames(struct unwinder *u, const struct unwind_snapshot *snap, uint64
 	unwinder_sync(u);
 	u->snap = snap;
 	u->live_len = 0;
+	u->walk_top = 0;
 	regs_from_snapshot(u->regs, &snap->regs);
 
 	unw_cursor_t cur;
@@ -802,6 +871,12 @@ int unwind_frames(struct unwinder *u, const struct unwind_snapshot *snap, uint64
 			need_init = true;
 		}
 	}
+	/* What the next copy of this thread needs: this walk's reach, or a slowly fading memory of
+	 * deeper ones (a stack that is deep now and then is not copied short every other time). */
+	uint64_t need = 0;
+	hmap_get(&u->stack_need, (uint64_t)snap->tid, &need);
+	need -= need / 16;
+	hmap_put(&u->stack_need, (uint64_t)snap->tid, u->walk_top > need ? u->walk_top : need);
 	u->snap = NULL;
 	u->live_len = 0;
 	(void)e;

@@ -19,10 +19,14 @@
 struct unwind_snapshot {
 	pid_t tid;
 	struct user_regs_struct regs;
-	uint8_t *stack;       /* copy of [sp, sp + stack_len) */
+	uint8_t *stack;       /* stack + stack_skip: copy of [sp, sp + stack_len) */
+	size_t stack_skip;
 	size_t stack_cap;
 	size_t stack_len;
 	uint64_t sp;
+	uint64_t stack_end;   /* end of the mapping that holds sp (0: not known) */
+	uint64_t guess_addr;  /* the range unwind_stack_guess proposed */
+	size_t guess_len;
 };
 
 struct unwinder;
@@ -33,7 +37,13 @@ void unwinder_free(struct unwinder *u);
 void unwinder_maps_changed(struct unwinder *u);
 
 /* Thread tid must be ptrace-stopped by the caller. Copies registers and stack. */
-int unwind_capture(struct unwinder *u, pid_t tid, struct unwind_snapshot *snap, struct err *e);
+int unwind_capture(struct unwinder *u, pid_t tid, struct unwind_snapshot *snap, bool guess_ok, struct err *e);
+/* Before the capture, while paused: the stack range to read ahead (*iov, into snap), from the
+ * thread's sp at its last capture - a page below it, and above it as much as its recent walks
+ * used. The caller reads it with its own first read of the pause; when the registers then show
+ * the range holds the stack (unwind_capture with guess_ok), that is the copy and the capture
+ * costs no read of its own. False: no guess (first capture of tid). */
+bool unwind_stack_guess(struct unwinder *u, pid_t tid, struct unwind_snapshot *snap, struct target_iov *iov);
 void unwind_snapshot_free(struct unwind_snapshot *snap);
 
 /* Unwind a snapshot (thread may be running again): ips[0] is the pc of the innermost frame,

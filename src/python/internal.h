@@ -65,6 +65,9 @@ struct py_proc {
 	 * of those reads were complete */
 	const struct py_thread *ahead_th;
 	bool ahead_ok[8];
+	/* py_copy_frames' extra range, read with the first read of the copy (then cleared) */
+	const struct target_iov *extra;
+	bool *extra_ok;
 	/* The thread states of the previous tick, read ahead in one vectored read by the next */
 	VEC(uint64_t) ts_prev;
 	VEC(struct target_iov) ts_iov;

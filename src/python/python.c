@@ -959,7 +959,17 @@ static int copy_frames_object(struct py_proc *p, struct py_thread *th)
 {
 	const struct py_layout *L = &p->layout;
 	uint64_t f;
-	if (target_read_u64(p->t, th->tstate + (uint64_t)L->tstate_frame, &f))
+	struct target_iov first[2] = { { th->tstate + (uint64_t)L->tstate_frame, &f, 8 } };
+	bool first_ok[2] = { false, false };
+	size_t nfirst = 1;
+	if (p->extra)
+		first[nfirst++] = *p->extra;
+	target_readv(p->t, first, nfirst, first_ok);
+	if (p->extra) {
+		*p->extra_ok = first_ok[1];
+		p->extra = NULL;
+	}
+	if (!first_ok[0])
 		return E_READ;
 	int ptrs[] = { L->frame_back, L->frame_code }, ints[] = { L->frame_lasti };
 	size_t want = fields_end(ptrs, 2, 8);
@@ -1063,8 +1073,8 @@ static int first_read(struct py_proc *p, struct py_thread *th, uint64_t *f, uint
 	if (frame_off < 0 || hi - lo > (int)sizeof p->tsnap)
 		return E_INTERNAL;
 	bool ahead = th->spec_tstate == th->tstate;
-	struct target_iov iov[3 + 4];
-	bool ok[3 + 4] = { false };
+	struct target_iov iov[3 + 4 + 1];
+	bool ok[3 + 4 + 1] = { false };
 	size_t n = 0;
 	iov[n++] = (struct target_iov){ th->tstate + (uint64_t)lo, p->tsnap, (size_t)(hi - lo) };
 	size_t gil_at = 0, cf_at = 0, chunks_at;
@@ -1087,7 +1097,14 @@ static int first_read(struct py_proc *p, struct py_thread *th, uint64_t *f, uint
 		}
 		iov[n++] = (struct target_iov){ th->spec_chunks[k].addr, r->buf, th->spec_chunks[k].len };
 	}
+	size_t extra_at = n;
+	if (p->extra)
+		iov[n++] = *p->extra;   /* last: a short read of it costs the others nothing */
 	target_readv(p->t, iov, n, ok);
+	if (p->extra) {
+		*p->extra_ok = ok[extra_at];
+		p->extra = NULL;
+	}
 	if (!ok[0])
 		return E_READ;
 	p->tsnap_addr = th->tstate + (uint64_t)lo;
@@ -1189,8 +1206,13 @@ static int copy_frames_interp(struct py_proc *p, struct py_thread *th)
 	return rc;
 }
 
-int py_copy_frames(struct py_proc *p, struct py_thread *th, struct err *e)
+int py_copy_frames(struct py_proc *p, struct py_thread *th, const struct target_iov *extra, bool *extra_ok,
+		   struct err *e)
 {
+	p->extra = extra && extra_ok ? extra : NULL;
+	p->extra_ok = extra_ok;
+	if (extra_ok)
+		*extra_ok = false;
 	th->raw.n = 0;
 	th->frames.n = 0;
 	th->truncated = false;
@@ -1198,6 +1220,7 @@ int py_copy_frames(struct py_proc *p, struct py_thread *th, struct err *e)
 	p->gilsnap_ok = false;
 	int rc = p->layout.frame_model == PYFRAME_OBJECT ? copy_frames_object(p, th) : copy_frames_interp(p, th);
 	p->nregions = 0;
+	p->extra = NULL;
 	if (rc)
 		return err_set(e, target_alive(p->t) ? rc : E_NOPROC, "Failed to read the frames of thread %#lx",
 			       (unsigned long)th->thread_id);
@@ -1311,7 +1334,7 @@ bool py_chain_complete(struct py_proc *p, const struct py_thread *th)
 
 int py_read_frames(struct py_proc *p, struct py_thread *th, enum py_linemode mode, struct err *e)
 {
-	int rc = py_copy_frames(p, th, e);
+	int rc = py_copy_frames(p, th, NULL, NULL, e);
 	return rc ? rc : py_decode_frames(p, th, mode, e);
 }
 

@@ -86,8 +86,12 @@ int py_read_threads(struct py_proc *p, struct py_thread **threads, size_t *n, st
 /* Read th's frame chain into th->frames: py_copy_frames then py_decode_frames. */
 int py_read_frames(struct py_proc *p, struct py_thread *th, enum py_linemode mode, struct err *e);
 /* The part that needs the thread paused: copy the chain (frame, code pointer, instruction) into
- * th->raw, with as few reads as possible (3.11+: the thread's data stack in one read). */
-int py_copy_frames(struct py_proc *p, struct py_thread *th, struct err *e);
+ * th->raw, with as few reads as possible (3.11+: the thread's data stack in one read). `extra`
+ * (may be NULL) is one more range to copy in the same first read - the native stack, so that a
+ * --native pause costs one read less; *extra_ok says whether it was read whole (false: read it
+ * yourself). */
+int py_copy_frames(struct py_proc *p, struct py_thread *th, const struct target_iov *extra, bool *extra_ok,
+		   struct err *e);
 /* The rest, after the thread runs again: code objects (validated in one vectored read, cached
  * by address), names, lines, entry marks. */
 int py_decode_frames(struct py_proc *p, struct py_thread *th, enum py_linemode mode, struct err *e);
