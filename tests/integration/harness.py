@@ -342,13 +342,14 @@ def start_workload(python, script, args, tmpdir, registry=None, wait=True, name=
 # --------------------------------------------------------------------------------------------
 # Running mixspy and checking the target
 
-def run_mixspy(args, timeout=30, check_binary=True):
-    """Run ./mixspy args. Returns (rc, stdout, stderr) as text; fails the test on timeout."""
+def run_mixspy(args, timeout=30, check_binary=True, env=None):
+    """Run ./mixspy args (env: extra environment variables). Returns (rc, stdout, stderr) as text;
+    fails the test on timeout."""
     if check_binary and not os.access(MIXSPY, os.X_OK):
         pytest.fail("mixspy binary not found at %s (run `make` first)" % MIXSPY, pytrace=False)
     argv = [MIXSPY] + [str(a) for a in args]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=dict(os.environ, NO_COLOR="1"),
+                            stderr=subprocess.PIPE, env=dict(os.environ, NO_COLOR="1", **(env or {})),
                             start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)

@@ -14,6 +14,7 @@ pseudo-frame `--gil-split` puts on every stack of the raw output. A design value
 "released" alone, plus a floor on "released".
 """
 import collections
+import os
 import re
 
 import pytest
@@ -153,6 +154,47 @@ def test_contention_waiting(interp, start, tmp_path):
     for name, s in zip(contenders, splits):
         assert s["waiting"] >= 40, "%s: waiting must be visible: %s" % (name, detail)
         assert s["held"] >= 5, "%s: never held the GIL? %s" % (name, detail)
+
+
+STATS_RE = re.compile(r"^mixspy-stats: pid \d+ pauses (\d+) .* unpaused (\d+)$", re.M)
+
+
+def test_waiters_read_without_pause(interp, start, tmp_path):
+    """Python-only, a thread asleep waiting for the GIL is read without a pause (3.7+: the GIL's
+    last holder and switch count, read around the read, show it did not take the GIL meanwhile),
+    and what is read that way is the stack the thread waits in. 2.7 and 3.6 keep no such count:
+    every sampled thread is paused there."""
+    w = start(interp, "gil_contention.py", ["--threads", 4, "--seconds", 120])
+    out = str(tmp_path / "gil.txt")
+    rc, _, stderr = run_mixspy(["record", "--pid", w.pid, "--duration", 3, "--rate", 50, "--format", "raw",
+                                "--gil-split", "--threads", "--output", out],
+                               timeout=45, env={"MIXSPY_STATS": "1"})
+    assert_not_stopped(w.pid)
+    assert rc == 0, stderr
+    m = STATS_RE.search(stderr)
+    assert m, "no stats line:\n%s" % stderr
+    pauses, unpaused = int(m.group(1)), int(m.group(2))
+    with open(out, encoding="utf-8") as f:
+        raw = f.read()
+    contend_lines = {harness.marker_line(os.path.join(harness.NATIVE_EXT, "gil_contention.py"), "# CONTEND-LINE") + d
+                     for d in (-2, -1, 0)}
+    waiting = 0
+    for labels, count in raw_stacks(raw):
+        name = thread_name_of(labels[1])
+        if labels[0] != "waiting" or not name or not name.startswith("contender-"):
+            continue
+        waiting += count
+        leaf = harness.parse_frame_label(labels[-1])
+        assert leaf.name == "contend" and (leaf.file or "").endswith("gil_contention.py") \
+            and leaf.line in contend_lines, \
+            "a waiting contender's stack must end in contend(): %r" % (labels,)
+    assert waiting > 0, raw
+    if interp.version[:2] < (3, 7):
+        assert unpaused == 0, stderr
+    else:
+        # Three of the four contenders wait at any time, asleep most of it: most of their samples
+        # come from reads without a pause.
+        assert unpaused >= waiting / 2, "unpaused %d, waiting samples %d, pauses %d" % (unpaused, waiting, pauses)
 
 
 def test_waiting_kept_without_idle(interp, start, tmp_path):
