@@ -2,9 +2,10 @@
 
 Every figure of the table comes from this one run, each profiled figure next to its unprofiled or
 competing counterpart:
-  slowdown     the target's own time for a fixed amount of work, profiled against unprofiled; runs
-               alternate (unprofiled, then each configuration, round after round) and the medians
-               are compared, so drift on the machine hits both sides alike (min/min beside it: the
+  slowdown     the target's own time for a fixed amount of work, profiled against unprofiled: each
+               profiled run follows an unprofiled run of its own, round after round, and the median
+               of those pairs' ratios is the figure, so drift on the machine (which moves a run's time
+               by several percent here) hits both sides of a pair alike (min/min beside it: the
                fastest runs compared, which load from elsewhere inflates least). Workloads (workloads.py):
                deep (200 frames), threads (100: 20 busy, 80 idle), mixed (C extension), numpy;
                mixspy blocking, --nonblocking and --native at 100 and 1000 Hz
@@ -279,14 +280,19 @@ def main():
     aruns = {(k, c): [] for k in akinds for c in AUSTIN_CONFIGS}
     with tempfile.TemporaryDirectory(prefix="mixspy-bench-") as tmp:
         for r in range(args.rounds):
+            # Each profiled run right after an unprofiled one of its own: the pair's ratio is
+            # what it cost, with the machine in the same state for both.
             for k in kinds:
-                base[k].append(one_run(args, args.python, args.ext, k, tmp, None)[0])
                 for c in MIXSPY_CONFIGS:
-                    runs[(k, c)].append(one_run(args, args.python, args.ext, k, tmp, c))
+                    b = one_run(args, args.python, args.ext, k, tmp, None)[0]
+                    base[k].append(b)
+                    runs[(k, c)].append(one_run(args, args.python, args.ext, k, tmp, c) + (b,))
             for k in akinds:
-                abase[k].append(one_run(args, args.austin_python, args.austin_ext, k, tmp, None)[0])
                 for c in AUSTIN_CONFIGS:
-                    aruns[(k, c)].append(one_run(args, args.austin_python, args.austin_ext, k, tmp, c))
+                    b = one_run(args, args.austin_python, args.austin_ext, k, tmp, None)[0]
+                    abase[k].append(b)
+                    runs_a = one_run(args, args.austin_python, args.austin_ext, k, tmp, c)
+                    aruns[(k, c)].append(runs_a + (b,))
             sys.stderr.write("bench: round %d of %d done (%.0f s)\n" % (r + 1, args.rounds, time.monotonic() - t_start))
         # Highest sustained rates, alternating the modes.
         top = {}
@@ -314,7 +320,7 @@ def main():
                                                       load0[0], load0[1], load0[2], load1[0], load1[1], load1[2],
                                                       time.monotonic() - t_start))
     print()
-    print("Target slowdown: median profiled time / median unprofiled time - 1 (alternating runs)")
+    print("Target slowdown: median over the rounds of (profiled time / the unprofiled run just before it) - 1")
     print("(min/min: the fastest profiled run against the fastest unprofiled one, less sensitive to other")
     print(" load on the machine; CPU: mixspy's user+system time over its run, in % of one core)")
     hdr = "%-16s %-8s %-11s %7s  %9s  %8s  %9s  %9s  %9s  %6s  %8s" % (
@@ -327,10 +333,9 @@ def main():
         b = statistics.median(bases)
         for c in cfgs:
             rs = table[c]
-            t = statistics.median(secs for secs, _ in rs)
-            st = [s for _, s in rs]
-            slow = (t / b - 1) * 100
-            slow_min = (min(secs for secs, _ in rs) / min(bases) - 1) * 100
+            st = [s for _, s, _ in rs]
+            slow = (statistics.median(secs / pair for secs, _, pair in rs) - 1) * 100
+            slow_min = (min(secs for secs, _, _ in rs) / min(bases) - 1) * 100
             results[(label, c)] = slow
             results[(label, c, "min")] = slow_min
             sps = statistics.median(s["samples"] / s["secs"] for s in st)

@@ -216,6 +216,9 @@ void target_close(struct target *t)
 	target_release_all(t);
 	hmap_free(&t->tracees);
 	hmap_free(&t->task_cpu);
+	vec_free(&t->runs);
+	vec_free(&t->order);
+	vec_free(&t->run_buf);
 	if (t->memfd >= 0)
 		close(t->memfd);
 	for (size_t i = 0; i < t->maps.n; i++)
@@ -273,7 +276,7 @@ int target_read(struct target *t, uint64_t addr, void *buf, size_t len)
 	return (size_t)r == len ? 0 : E_READ;
 }
 
-size_t target_readv(struct target *t, const struct target_iov *iov, size_t n, bool *ok)
+static size_t readv_each(struct target *t, const struct target_iov *iov, size_t n, bool *ok)
 {
 	size_t done = 0, good = 0;
 	while (done < n) {
@@ -301,6 +304,92 @@ size_t target_readv(struct target *t, const struct target_iov *iov, size_t n, bo
 			i++;
 		}
 		done += i;
+	}
+	return good;
+}
+
+/*
+ * Reading a range costs the kernel a page-table walk and a page pin of its own, so many small
+ * ranges on the same pages cost many times what one read of those pages does: 3.10's frame
+ * objects sit side by side in pymalloc pools (a 200-deep chain: 206 frames 416 bytes apart on 27
+ * pages). Ranges closer than READV_GAP are merged into runs (at most READV_RUN long), read into
+ * a scratch buffer and copied out; a run that fails is read range by range, as before.
+ */
+#define READV_MERGE_MIN 8          /* fewer ranges: not worth sorting */
+#define READV_GAP 512
+#define READV_RUN (64 * 1024)
+
+struct target_run {
+	uint64_t addr;
+	size_t len, off;       /* off: where it goes in run_buf */
+	uint32_t first, last;  /* its ranges: order[first..last] */
+};
+
+static const struct target_iov *sort_iov;
+
+static int by_addr(const void *a, const void *b)
+{
+	uint64_t x = sort_iov[*(const uint32_t *)a].addr, y = sort_iov[*(const uint32_t *)b].addr;
+	return x < y ? -1 : x > y;
+}
+
+size_t target_readv(struct target *t, const struct target_iov *iov, size_t n, bool *ok)
+{
+	if (n < READV_MERGE_MIN || t->no_vm_readv)
+		return readv_each(t, iov, n, ok);
+	vec_reserve(&t->order, n);
+	for (size_t i = 0; i < n; i++)
+		t->order.v[i] = (uint32_t)i;
+	sort_iov = iov;
+	qsort(t->order.v, n, sizeof(uint32_t), by_addr);
+	t->runs.n = 0;
+	size_t total = 0;
+	for (size_t k = 0; k < n; k++) {
+		const struct target_iov *r = &iov[t->order.v[k]];
+		struct target_run *last = t->runs.n ? &t->runs.v[t->runs.n - 1] : NULL;
+		uint64_t end = last ? last->addr + last->len : 0;
+		if (last && r->addr <= end + READV_GAP && r->addr + r->len - last->addr <= READV_RUN) {
+			if (r->addr + r->len > end) {
+				total += r->addr + r->len - end;
+				last->len = r->addr + r->len - last->addr;
+			}
+			last->last = (uint32_t)k;
+			continue;
+		}
+		struct target_run run = { r->addr, r->len, 0, (uint32_t)k, (uint32_t)k };
+		vec_push(&t->runs, run);
+		total += r->len;
+	}
+	if (t->runs.n == n)
+		return readv_each(t, iov, n, ok);   /* nothing to merge */
+	vec_reserve(&t->run_buf, total);
+	/* the runs, as ranges of their own into the scratch buffer, as many per read as fit */
+	size_t good = 0, off = 0;
+	struct target_iov batch[256];
+	bool batch_ok[256];
+	for (size_t b = 0; b < t->runs.n; b += 256) {
+		size_t m = t->runs.n - b < 256 ? t->runs.n - b : 256;
+		for (size_t j = 0; j < m; j++) {
+			struct target_run *run = &t->runs.v[b + j];
+			run->off = off;
+			off += run->len;
+			batch[j] = (struct target_iov){ run->addr, t->run_buf.v + run->off, run->len };
+			batch_ok[j] = false;
+		}
+		readv_each(t, batch, m, batch_ok);
+		for (size_t j = 0; j < m; j++) {
+			struct target_run *run = &t->runs.v[b + j];
+			for (uint32_t k = run->first; k <= run->last; k++) {
+				const struct target_iov *r = &iov[t->order.v[k]];
+				if (batch_ok[j]) {
+					memcpy(r->buf, t->run_buf.v + run->off + (r->addr - run->addr), r->len);
+					ok[t->order.v[k]] = true;
+				} else {
+					ok[t->order.v[k]] = readv_each(t, r, 1, &ok[t->order.v[k]]) == 1;
+				}
+				good += ok[t->order.v[k]];
+			}
+		}
 	}
 	return good;
 }

@@ -20,6 +20,8 @@ struct map {
 	char *path;   /* NULL for anonymous mappings; "[stack]" etc. kept as is */
 };
 
+struct target_run;
+
 struct target {
 	pid_t pid;
 	bool launched;        /* we started it (so we may wait for it) */
@@ -43,6 +45,10 @@ struct target {
 	struct hmap task_fds;
 	/* tid -> the CPU it last ran on (from its stat, read by target_thread_running) */
 	struct hmap task_cpu;
+	/* target_readv's scratch for reading neighbouring ranges as one (kept between calls) */
+	VEC(struct target_run) runs;
+	VEC(uint32_t) order;
+	VEC(uint8_t) run_buf;
 };
 
 /* A wait status of a process that ended as a shell reports it: its exit code, or 128 + signal. */
@@ -61,7 +67,8 @@ int target_read(struct target *t, uint64_t addr, void *buf, size_t len);
 /* Read up to len bytes, returning how many were read (>= 0) or a negative code. */
 ssize_t target_read_partial(struct target *t, uint64_t addr, void *buf, size_t len);
 /* Many reads in one system call (process_vm_readv with several remote iovecs). ok[i] tells
- * whether read i was complete. Returns the number of complete reads. */
+ * whether read i was complete. Returns the number of complete reads. Ranges that lie close
+ * together are read as one (see target.c). */
 struct target_iov {
 	uint64_t addr;
 	void *buf;

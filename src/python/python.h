@@ -43,6 +43,11 @@ struct py_rawframe {
 	bool is_entry;           /* 3.11 is_entry */
 };
 
+struct py_spec_ix {
+	uint64_t addr;
+	uint32_t index;
+};
+
 struct py_thread {
 	uint64_t tstate;
 	uint64_t thread_id;      /* pthread_self() */
@@ -55,6 +60,7 @@ struct py_thread {
 	/* 3.10 and older: the frame addresses of the last chain copied for tstate spec_tstate,
 	 * innermost first (read ahead in one vectored read by the next copy) */
 	VEC(uint64_t) spec;
+	VEC(struct py_spec_ix) spec_ix;  /* spec by address (see copy_frames_object) */
 	uint64_t spec_tstate;
 	/* 3.11+: what the last copy for tstate spec_tstate found - the eval loop's C frame (3.11,
 	 * 3.12) and the data stack chunks it copied - read ahead by the next copy's first read */
