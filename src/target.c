@@ -325,11 +325,10 @@ struct target_run {
 	uint32_t first, last;  /* its ranges: order[first..last] */
 };
 
-static const struct target_iov *sort_iov;
-
-static int by_addr(const void *a, const void *b)
+static int by_addr(const void *a, const void *b, void *iov)
 {
-	uint64_t x = sort_iov[*(const uint32_t *)a].addr, y = sort_iov[*(const uint32_t *)b].addr;
+	const struct target_iov *v = iov;
+	uint64_t x = v[*(const uint32_t *)a].addr, y = v[*(const uint32_t *)b].addr;
 	return x < y ? -1 : x > y;
 }
 
@@ -340,8 +339,7 @@ size_t target_readv(struct target *t, const struct target_iov *iov, size_t n, bo
 	vec_reserve(&t->order, n);
 	for (size_t i = 0; i < n; i++)
 		t->order.v[i] = (uint32_t)i;
-	sort_iov = iov;
-	qsort(t->order.v, n, sizeof(uint32_t), by_addr);
+	qsort_r(t->order.v, n, sizeof(uint32_t), by_addr, (void *)iov);
 	t->runs.n = 0;
 	size_t total = 0;
 	for (size_t k = 0; k < n; k++) {
