@@ -16,7 +16,11 @@ struct spy;
 
 int native_open(struct spy *s, struct err *e);
 void native_close(struct spy *s);
-void native_maps_changed(struct spy *s);
+/* Notice modules loaded (dlopen) or unloaded since the maps were last read: re-reads them when
+ * NATIVE_MAPS_EVERY seconds have passed (now: CLOCK_MONOTONIC). A sample whose walk meets code
+ * outside the known maps has them re-read at once (native_merge). Nothing without --native. */
+#define NATIVE_MAPS_EVERY 0.25
+void native_check_maps(struct spy *s, double now);
 /* Thread tid is paused: the stack range to read ahead with the pause's first read (false: none;
  * see unwind_stack_guess), then the capture of what unwinding needs, told whether that read got
  * the range. *snapshot is NULL on failure. */

@@ -380,13 +380,7 @@ int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct e
 	s->frame_starts.n = 0;
 	s->sample_threads.n = 0;
 
-	/* Notice dlopen'd modules now and then (native mode needs them for unwinding). */
-	if (s->o.native && t - s->last_maps_check > 0.25) {
-		bool changed = false;
-		s->last_maps_check = t;
-		if (!target_refresh_maps(&s->t, &changed, NULL) && changed)
-			native_maps_changed(s);
-	}
+	native_check_maps(s, t);
 	int rc = py_read_threads(s->py, &threads, &nthreads, e);
 	if (rc)
 		return rc;

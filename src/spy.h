@@ -48,8 +48,7 @@ struct spy {
 	uint64_t unpaused_reads;      /* MIXSPY_STATS=1: threads read without a pause (see spy.c) */
 	int gil_marks;                /* py_gil_mark works: 0 not tried yet, 1 yes, -1 no */
 	double first_sample_mono;     /* MIXSPY_STATS=1: CLOCK_MONOTONIC of the first sample, 0 before */
-	uint64_t maps_checked_generation;
-	double last_maps_check;
+	double last_maps_check;       /* --native: when the maps were last re-read (native.c) */
 	char last_error[512];
 };
 

@@ -120,6 +120,37 @@ def test_record_native_perf_trampolines(interp, ext_dir, tmp_path):
     assert kernel >= samples * 0.8 and exact == kernel, show(stacks)
 
 
+def test_record_native_module_loaded_while_sampling(interp, start, ext_dir, tmp_path):
+    """A module mapped after mixspy read the maps (imported once it samples, as a launched program
+    does) is merged exactly from its first samples on: no mismatch while the maps are stale."""
+    go = str(tmp_path / "load-now")
+    w = start(interp, "mixed_native.py", ["--ext", ext_dir, "--load-after", go, "--seconds", 30])
+    with open("/proc/%d/maps" % w.pid) as f:
+        assert "mixspy_testext" not in f.read(), "the extension is loaded before the go file"
+    out = str(tmp_path / "late.txt")
+    bg = harness.Background(["record", "--native", "-d", 2, "-f", "raw", "-o", out, "--pid", w.pid])
+    try:
+        first = bg.proc.stderr.readline().decode("utf-8", "replace")
+        assert "Sampling process" in first, first
+        with open(go, "w"):
+            pass
+        rc, _, err = bg.wait(60)
+    finally:
+        bg.kill()
+    err = first + err
+    assert_not_stopped(w.pid)
+    assert rc == 0, err
+    with open(out, encoding="utf-8") as f:
+        stacks = parse_collapsed(f.read())
+    m = MISMATCHES.search(err)
+    assert m, err
+    mismatches, samples = int(m.group(1)), int(m.group(2))
+    assert mismatches == 0, "merge mismatches:\n%s\n%s" % (err, show(stacks))
+    kernel = sum(n for s, n in stacks.items() if "c_kernel" in names_of(s))
+    exact = sum(n for s, n in stacks.items() if names_of(s) in (OUTER, CALLBACK))
+    assert kernel >= samples * 0.5 and exact == kernel, show(stacks)
+
+
 # ---------------------------------------------------------------------------------------------
 # Shared objects deleted after they were mapped
 

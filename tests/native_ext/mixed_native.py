@@ -4,9 +4,12 @@
   callback: <module> -> main -> py_caller -> c_call_back -> py_callback -> c_entry -> c_middle -> c_kernel
 
 --mode both (the default) alternates the two. Needs --ext DIR, where build.sh put mixspy_testext.
+With --load-after PATH it is ready before it has loaded the extension, and loads it once PATH
+exists: a profiler already attached then sees a module mapped after it read the maps.
 """
 from __future__ import print_function
 
+import os
 import time
 
 import workload_common
@@ -32,16 +35,22 @@ def main():
     p = workload_common.parser(__doc__)
     p.add_argument("--ext", help="directory holding the built mixspy_testext module")
     p.add_argument("--mode", choices=("outer", "callback", "both"), default="both")
+    p.add_argument("--load-after", help="signal ready first, load the extension once this file exists")
     args = p.parse_args()
-    EXT = workload_common.load_ext(args.ext)
     deadline = time.time() + args.seconds
+    if args.load_after:
+        workload_common.signal_ready(args.ready)
+        while not os.path.exists(args.load_after) and time.time() < deadline:
+            time.sleep(0.005)
+    EXT = workload_common.load_ext(args.ext)
     run_outer = args.mode in ("outer", "both")
     run_callback = args.mode in ("callback", "both")
     if run_outer:
         py_outer(1000)
     if run_callback:
         py_caller(1000)
-    workload_common.signal_ready(args.ready)
+    if not args.load_after:
+        workload_common.signal_ready(args.ready)
     while time.time() < deadline:
         if run_outer:
             py_outer(N)  # MAIN-CALLS-OUTER
