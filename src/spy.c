@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "native.h"
@@ -24,6 +25,7 @@ int spy_open(struct spy *s, pid_t pid, struct target *launched, const struct spy
 	memset(s, 0, sizeof(*s));
 	const char *stats = getenv("MIXSPY_STATS");
 	s->stats = stats && !strcmp(stats, "1");
+	s->pause_log = s->stats && getenv("MIXSPY_PAUSE_LOG") && *getenv("MIXSPY_PAUSE_LOG");
 	s->strs = strs;
 	s->o = *o;
 	int rc;
@@ -73,10 +75,33 @@ static int float_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* MIXSPY_STATS=1 (for bench/run.sh): how long each target thread stood still per sample, and
- * mixspy's peak RSS; one line on stderr, printed when the spy closes. */
+static double cpu_seconds(void)
+{
+	struct timespec ts;
+	return clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0 ? (double)ts.tv_sec + ts.tv_nsec * 1e-9 : 0.0;
+}
+
+/* MIXSPY_PAUSE_LOG=PATH (with MIXSPY_STATS=1): every pause as "start duration" (CLOCK_MONOTONIC
+ * seconds, microseconds), one a line, appended to PATH - bench.py matches them against the
+ * stalls the target itself saw. */
+static void spy_write_pause_log(struct spy *s)
+{
+	FILE *f = fopen(getenv("MIXSPY_PAUSE_LOG"), "ae");
+	if (!f)
+		return;
+	for (size_t i = 0; i < s->pause_at.n && i < s->pause_us.n; i++)
+		fprintf(f, "%.7f %.1f\n", s->pause_at.v[i], s->pause_us.v[i]);
+	fclose(f);
+}
+
+/* MIXSPY_STATS=1 (for bench/run.sh): how long each target thread stood still per sample,
+ * mixspy's peak RSS, and when it sampled (first and last sample, CLOCK_MONOTONIC) with its CPU
+ * time at the first sample and now - what sampling cost apart from attaching; one line on
+ * stderr, printed when the spy closes. */
 static void spy_report_stats(struct spy *s)
 {
+	if (s->pause_log)
+		spy_write_pause_log(s);
 	size_t n = s->pause_us.n;
 	struct rusage ru;
 	long rss_kb = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1;
@@ -84,9 +109,11 @@ static void spy_report_stats(struct spy *s)
 		qsort(s->pause_us.v, n, sizeof(float), float_cmp);
 #define PCT(p) (n ? s->pause_us.v[(size_t)((double)(n - 1) * (p))] : 0.0f)
 	fprintf(stderr, "mixspy-stats: pid %d pauses %zu pause_us p50 %.1f p90 %.1f p99 %.1f max %.1f maxrss_kb %ld "
-		"first_sample_mono %.6f unpaused %llu\n",
+		"first_sample_mono %.6f unpaused %llu last_sample_mono %.6f cpu_at_first %.6f cpu_now %.6f "
+		"reads_since_first %llu ticks_since_first %llu\n",
 		(int)s->t.pid, n, PCT(0.5), PCT(0.9), PCT(0.99), PCT(1.0), rss_kb, s->first_sample_mono,
-		(unsigned long long)s->unpaused_reads);
+		(unsigned long long)s->unpaused_reads, s->last_sample_mono, s->cpu_at_first, cpu_seconds(),
+		(unsigned long long)(s->t.reads - s->reads_at_first), (unsigned long long)s->ticks_since_first);
 #undef PCT
 }
 
@@ -95,6 +122,7 @@ void spy_close(struct spy *s)
 	if (s->stats && s->py)
 		spy_report_stats(s);
 	vec_free(&s->pause_us);
+	vec_free(&s->pause_at);
 	native_close(s);
 	py_close(s->py);
 	s->py = NULL;
@@ -104,6 +132,12 @@ void spy_close(struct spy *s)
 	vec_free(&s->frame_starts);
 	vec_free(&s->sample_threads);
 	vec_free(&s->first_read);
+	vec_free(&s->plan);
+	vec_free(&s->ranges);
+	for (int k = 0; k < 2; k++) {
+		vec_free(&s->memo[k]);
+		hmap_free(&s->memo_ix[k]);
+	}
 	hmap_free(&s->ns_tids);
 	hmap_free(&s->running);
 	hmap_free(&s->sys_arg);
@@ -195,13 +229,72 @@ static int read_syscall_file(struct spy *s, pid_t tid, long *nr, uint64_t *arg0)
 	return 0;
 }
 
+/* A thread's CPU time and count of times it was put on a CPU (/proc/PID/task/TID/schedstat),
+ * with what its syscall file said when they were read. */
+struct sched_memo {
+	uint64_t runtime, runs;
+	uint64_t run, arg;   /* as s->running and s->sys_arg hold them */
+};
+
+/* Into v: the thread's CPU time and count of times it ran; false when unknown (a kernel built
+ * without sched_info prints zeros). */
+static bool read_schedstat(struct spy *s, pid_t tid, uint64_t v[2])
+{
+	char buf[128];
+	if (target_task_read(&s->t, tid, TASK_SCHEDSTAT, buf, sizeof buf) <= 0)
+		return false;
+	char *p = buf, *end;
+	uint64_t f[3];
+	for (int i = 0; i < 3; i++, p = end) {
+		f[i] = strtoull(p, &end, 10);
+		if (end == p)
+			return false;
+	}
+	v[0] = f[0];
+	v[1] = f[2];
+	return f[0] || f[2];
+}
+
+/* The syscall file of a thread that was asleep last tick, or what it said then when the thread
+ * has not been on a CPU since: its schedstat (CPU time, times it ran) did not move, so it is
+ * asleep on the same call, with the same stack. schedstat costs the kernel less than the syscall
+ * file (no ptrace access check, no wait for the thread to be off its CPU): measured on the
+ * 100-thread workload, the syscall files of its 80 idle threads were half of mixspy's CPU time.
+ * The memo is read before the syscall file, so a thread that runs between the two reads shows
+ * moved CPU time next tick. Returns what read_syscall_file returns. */
+static int read_syscall_memo(struct spy *s, pid_t tid, long *nr, uint64_t *arg0)
+{
+	struct hmap *prev = &s->memo_ix[s->memo_cur ^ 1], *cur = &s->memo_ix[s->memo_cur];
+	uint64_t st[2], ix;
+	bool have = read_schedstat(s, tid, st);
+	if (have && hmap_get(prev, (uint64_t)tid, &ix)) {
+		const struct sched_memo *m = &s->memo[s->memo_cur ^ 1].v[ix];
+		if (m->runtime == st[0] && m->runs == st[1] && !(m->run & 1)) {
+			*nr = (long)(m->run >> 8) - 2;
+			*arg0 = m->arg;
+			struct sched_memo keep = *m;
+			hmap_put(cur, (uint64_t)tid, s->memo[s->memo_cur].n);
+			vec_push(&s->memo[s->memo_cur], keep);
+			return 0;
+		}
+	}
+	int r = read_syscall_file(s, tid, nr, arg0);
+	if (r >= 0 && have) {
+		struct sched_memo m = { st[0], st[1], (uint64_t)r | RUN_SYSCALL | (uint64_t)(*nr + 2) << 8, *arg0 };
+		hmap_put(cur, (uint64_t)tid, s->memo[s->memo_cur].n);
+		vec_push(&s->memo[s->memo_cur], m);
+	}
+	return r;
+}
+
 /* The running state of each OS thread that a Python thread may look up. When every Python
  * thread's OS tid is known already (3.11+, or mapped on an earlier tick) and no PID namespace
  * needs translating, only those threads' files are read (kept open, one pread each): the GIL
  * holder's stat (it is paused next: its last CPU decides how to wait for it), every other
- * thread's syscall file, which tells both whether it runs and, asleep, on what (measured on the
- * 100-thread workload: reading stat and then syscall for each of its 80 idle threads was half
- * of mixspy's CPU time). Otherwise every thread of the process is listed and its stat read. */
+ * thread's syscall file (or its schedstat, see read_syscall_memo), which tells both whether it
+ * runs and, asleep, on what (measured on the 100-thread workload: reading stat and then syscall
+ * for each of its 80 idle threads was half of mixspy's CPU time). Otherwise every thread of the
+ * process is listed and its stat read. */
 static void read_running(struct spy *s, const struct py_thread *threads, size_t nthreads)
 {
 	pid_t *tids = NULL;
@@ -212,7 +305,10 @@ static void read_running(struct spy *s, const struct py_thread *threads, size_t 
 	bool known = !ns;
 	for (size_t i = 0; known && i < nthreads; i++)
 		known = threads[i].os_tid || s->o.nonblocking;   /* nonblocking never maps tids */
-	target_task_files_trim(&s->t, 2 * (nthreads + 16));
+	target_task_files_trim(&s->t, 3 * (nthreads + 16));
+	s->memo_cur ^= 1;
+	hmap_clear(&s->memo_ix[s->memo_cur]);
+	s->memo[s->memo_cur].n = 0;
 	if (known) {
 		for (size_t i = 0; i < nthreads; i++) {
 			pid_t tid = threads[i].os_tid;
@@ -226,7 +322,7 @@ static void read_running(struct spy *s, const struct py_thread *threads, size_t 
 			}
 			long nr;
 			uint64_t arg0;
-			int r = read_syscall_file(s, tid, &nr, &arg0);
+			int r = read_syscall_memo(s, tid, &nr, &arg0);
 			if (r < 0)
 				continue;
 			hmap_put(&s->running, (uint64_t)tid, (uint64_t)r | RUN_SYSCALL | (uint64_t)(nr + 2) << 8);
@@ -371,6 +467,102 @@ static enum futex_wait futex_wait_of(struct spy *s, pid_t tid, uint64_t lo, uint
 	return uaddr >= lo && uaddr < hi ? FUTEX_GIL : FUTEX_OTHER;
 }
 
+/* What the first pass of a tick found out about one thread, before reading its frames. */
+struct thread_plan {
+	bool skip;             /* not sampled this tick */
+	int running;           /* from /proc (1 running, 0 not) */
+	bool check_futex;      /* not the GIL holder: what it sleeps on tells waiting from idle */
+	bool asleep;           /* asleep in a system call when /proc was read */
+	enum futex_wait fw;
+	bool quiet;            /* its frames were read without a pause, and that read stands */
+};
+
+/*
+ * Asleep and not holding the GIL, a thread's Python frames stand still for as long as it does
+ * not take the GIL: Python-only, such threads are read without a pause, all together. The bytes
+ * their last copies found - thread states, data stack chunks or frame objects, code objects -
+ * are copied for all of them in one vectored read (target_hold), each chain is then walked from
+ * that copy (a part of a chain that moved is read on its own), and the reads stand when two GIL
+ * marks around the batch show that no thread took the GIL meanwhile (the count of hand-overs did
+ * not move; the last holder itself is not in the batch). Should the GIL change hands, each of
+ * them is paused and read again, as any other thread. Measured on the 100-thread workload (19
+ * GIL waiters a tick): the GIL waiters were paused every tick at first - each woken from its
+ * futex wait and stopped; read one by one without a pause, they still cost ~5 reads each (~100
+ * process_vm_readv a tick); together, 3.
+ */
+static void read_quiet(struct spy *s, struct py_thread *threads, struct thread_plan *plan, size_t n)
+{
+	size_t nq = 0;
+	for (size_t i = 0; i < n; i++)
+		nq += plan[i].quiet;
+	if (!nq)
+		return;
+	struct py_gil_mark before, after;
+	int mr = py_gil_mark(s->py, &before);
+	if (mr == E_NOTPY)
+		s->gil_marks = -1;   /* this version does not say (2.7, 3.6) */
+	s->ranges.n = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (plan[i].quiet && (mr || threads[i].tstate == before.last_holder))
+			plan[i].quiet = false;
+		if (plan[i].quiet)
+			py_next_reads(s->py, &threads[i], &s->ranges);
+	}
+	if (mr)
+		return;
+	target_hold(&s->t, s->ranges.v, s->ranges.n);
+	bool ok_any = false;
+	for (size_t i = 0; i < n; i++) {
+		struct err fe = { 0 };
+		if (plan[i].quiet && py_read_frames(s->py, &threads[i], s->o.linemode, &fe) != 0)
+			plan[i].quiet = false;   /* paused and read again below */
+		ok_any |= plan[i].quiet;
+	}
+	target_unhold(&s->t);
+	bool stands = ok_any && py_gil_mark(s->py, &after) == 0 && after.switches == before.switches;
+	for (size_t i = 0; i < n; i++) {
+		if (plan[i].quiet && !stands)
+			plan[i].quiet = false;
+		s->unpaused_reads += plan[i].quiet;
+	}
+}
+
+/* The first pass over the threads: which to sample, and what /proc says of them. */
+static void plan_threads(struct spy *s, struct py_thread *threads, size_t n, struct thread_plan *plan)
+{
+	uint64_t gil_lo = 0, gil_hi = 0;   /* read when a sleeping thread needs it */
+	bool gil_range_read = false;
+	for (size_t i = 0; i < n; i++) {
+		struct py_thread *th = &threads[i];
+		struct thread_plan *pl = &plan[i];
+		*pl = (struct thread_plan){ .skip = true, .fw = FUTEX_NONE };
+		if (s->o.gil_only && !th->holds_gil)
+			continue;
+		uint64_t run = 1;
+		if (th->os_tid && !hmap_get(&s->running, (uint64_t)th->os_tid, &run))
+			continue;   /* no such OS thread: it exited meanwhile */
+		pl->running = (int)(run & 1);
+		pl->check_futex = !th->holds_gil && th->os_tid;
+		if (pl->check_futex && !gil_range_read) {
+			gil_range_read = true;
+			py_gil_sync_range(s->py, &gil_lo, &gil_hi);
+			s->gil_lo = gil_lo;
+			s->gil_hi = gil_hi ? gil_hi : gil_lo;
+		}
+		/* Paused, the syscall it was in (or woken from, not yet back in user space) shows; not
+		 * paused, only a sleeping thread's does (a runnable one reads "running"). A sleeping
+		 * thread's is read before pausing: still asleep in a system call and not waiting for
+		 * the GIL, it is dropped without --idle (or --gil), so it is left alone (a pause would
+		 * only wake it). One that woke meanwhile is paused and read again, as always. */
+		if (pl->check_futex && pl->running == 0)
+			pl->fw = futex_wait_of(s, th->os_tid, s->gil_lo, s->gil_hi, false, &pl->asleep);
+		if (pl->asleep && pl->fw != FUTEX_GIL && !s->o.idle && !s->o.gil_only)
+			continue;
+		pl->skip = false;
+		pl->quiet = pl->asleep && !s->o.nonblocking && !s->o.native && !th->holds_gil && s->gil_marks >= 0;
+	}
+}
+
 int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct err *e)
 {
 	struct py_thread *threads;
@@ -384,10 +576,6 @@ int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct e
 	int rc = py_read_threads(s->py, &threads, &nthreads, e);
 	if (rc)
 		return rc;
-	uint64_t gil_lo = 0, gil_hi = 0;   /* read when a sleeping thread needs it */
-	bool gil_range_read = false;
-	struct py_gil_mark mark = { 0, 0 };
-	bool have_mark = false;
 	/* Activity first, for every thread at once: pausing a thread (even to map its tid) wakes
 	 * it, and a paused thread always reads as sleeping. */
 	read_running(s, threads, nthreads);
@@ -398,73 +586,35 @@ int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct e
 		py_map_os_tids(s->py, threads, nthreads, NULL);
 	if (s->o.thread_names)
 		py_read_thread_names(s->py, threads, nthreads);
+	vec_reserve(&s->plan, nthreads);
+	struct thread_plan *plan = s->plan.v;
+	plan_threads(s, threads, nthreads, plan);
+	read_quiet(s, threads, plan, nthreads);
 
 	for (size_t i = 0; i < nthreads; i++) {
 		struct py_thread *th = &threads[i];
-		if (s->o.gil_only && !th->holds_gil)
+		const struct thread_plan *pl = &plan[i];
+		if (pl->skip)
 			continue;
-		uint64_t run = 1;
-		if (th->os_tid && !hmap_get(&s->running, (uint64_t)th->os_tid, &run))
-			continue;   /* no such OS thread: it exited meanwhile */
-		int running = (int)(run & 1);
-		bool check_futex = !th->holds_gil && th->os_tid;
-		if (check_futex && !gil_range_read) {
-			gil_range_read = true;
-			py_gil_sync_range(s->py, &gil_lo, &gil_hi);
-		}
-		/* Paused, the syscall it was in (or woken from, not yet back in user space) shows; not
-		 * paused, only a sleeping thread's does (a runnable one reads "running"). A sleeping
-		 * thread's is read before pausing: still asleep in a system call and not waiting for
-		 * the GIL, it is dropped below without --idle (or --gil), so it is left alone (a pause
-		 * would only wake it). One that woke meanwhile is paused and read again, as always. */
-		bool asleep = false;
-		enum futex_wait fw = check_futex && running == 0
-					     ? futex_wait_of(s, th->os_tid, gil_lo, gil_hi ? gil_hi : gil_lo, false, &asleep)
-					     : FUTEX_NONE;
-		if (asleep && fw != FUTEX_GIL && !s->o.idle && !s->o.gil_only)
-			continue;
+		int running = pl->running;
+		enum futex_wait fw = pl->fw;
 		bool paused = false;
 		struct err fe = { 0 };
-		/* Asleep and not holding the GIL, its Python frames stand still for as long as it does
-		 * not take the GIL: Python-only, such a thread is read without a pause when two GIL marks
-		 * around the read show it did not (it is not the last holder and the count of hand-overs
-		 * did not move). Measured on the 100-thread workload, its 19 GIL waiters were paused
-		 * every tick otherwise - each woken from its futex wait and stopped, while the holder
-		 * that hands over to one of them could stall behind our pause. Should the GIL change
-		 * hands meanwhile, the thread is paused and read again, as any other. */
-		bool unpaused = false;
-		if (asleep && !s->o.nonblocking && !s->o.native && !th->holds_gil && s->gil_marks >= 0) {
-			if (!have_mark) {
-				int mr = py_gil_mark(s->py, &mark);
-				if (mr == E_NOTPY)
-					s->gil_marks = -1;   /* this version does not say (2.7, 3.6) */
-				have_mark = mr == 0;
-			}
-			if (have_mark && mark.last_holder != th->tstate) {
-				struct py_gil_mark after;
-				rc = py_read_frames(s->py, th, s->o.linemode, &fe);
-				have_mark = py_gil_mark(s->py, &after) == 0;
-				unpaused = !rc && have_mark && after.switches == mark.switches && after.last_holder != th->tstate;
-				mark = after;
-				fe = (struct err){ 0 };
-				s->unpaused_reads += unpaused;
-			}
-		}
 		double pause_t0 = s->stats ? now_monotonic() : 0;
-		if (!unpaused && !s->o.nonblocking && th->os_tid) {
+		if (!pl->quiet && !s->o.nonblocking && th->os_tid) {
 			if (target_pause_thread(&s->t, th->os_tid, NULL) == 0)
 				paused = true;
 			else
 				continue;   /* gone between listing and pausing */
 		}
-		if (check_futex && paused && !asleep)
-			fw = futex_wait_of(s, th->os_tid, gil_lo, gil_hi ? gil_hi : gil_lo, true, NULL);
+		if (pl->check_futex && paused && !pl->asleep)
+			fw = futex_wait_of(s, th->os_tid, s->gil_lo, s->gil_hi, true, NULL);
 		bool futex_waiting = fw == FUTEX_GIL;
 		/* Runnable only because our last pause woke it from its lock: it is parked. */
 		if (paused && fw == FUTEX_OTHER)
 			running = 0;
 		void *native_snapshot = NULL;
-		if (unpaused) {
+		if (pl->quiet) {
 			rc = 0;
 		} else if (paused) {
 			/* Paused: copy only what changes (the frame chain, who holds the GIL now, the
@@ -478,8 +628,11 @@ int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct e
 			if (!rc && s->o.native)
 				native_capture(s, th->os_tid, guess_ok, &native_snapshot);
 			target_resume_thread(&s->t, th->os_tid);
-			if (s->stats)
+			if (s->stats) {
 				vec_push(&s->pause_us, (float)((now_monotonic() - pause_t0) * 1e6));
+				if (s->pause_log)
+					vec_push(&s->pause_at, pause_t0);
+			}
 			if (!rc)
 				rc = py_decode_frames(s->py, th, s->o.linemode, &fe);
 		} else {
@@ -538,8 +691,15 @@ int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct e
 	 * longer moves. */
 	for (size_t i = 0; i < s->samples.n; i++)
 		s->samples.v[i].frames = s->frames.v + s->frame_starts.v[i];
-	if (s->stats && s->samples.n && !s->first_sample_mono)
-		s->first_sample_mono = now_monotonic();
+	if (s->stats && s->samples.n) {
+		s->last_sample_mono = now_monotonic();
+		if (!s->first_sample_mono) {
+			s->first_sample_mono = s->last_sample_mono;
+			s->cpu_at_first = cpu_seconds();
+			s->reads_at_first = s->t.reads;
+		}
+		s->ticks_since_first++;
+	}
 	*out = s->samples.v;
 	*n = s->samples.n;
 	return 0;

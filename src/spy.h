@@ -25,6 +25,8 @@ struct spy_opts {
 };
 
 struct native_state;
+struct thread_plan;
+struct sched_memo;
 
 struct spy {
 	struct target t;
@@ -38,6 +40,11 @@ struct spy {
 	VEC(struct py_thread *) sample_threads;   /* the Python thread of each sample */
 	struct hmap running;          /* tid -> running state, read at the start of a sample (spy.c) */
 	struct hmap sys_arg;          /* tid -> first system call argument, where that was read */
+	/* tid -> index in memo[]: each thread's schedstat and syscall file as read this tick
+	 * (memo_cur) and last tick (see read_syscall_memo in spy.c) */
+	VEC(struct sched_memo) memo[2];
+	struct hmap memo_ix[2];
+	int memo_cur;
 	VEC(uint64_t) first_read;     /* --nonblocking: frame and code addresses of the first read */
 	int pidns;                    /* target's PID namespace: 0 not checked yet, 1 ours, 2 another */
 	struct hmap ns_tids;          /* pidns 2: the target's own thread ids -> ours (from NSpid) */
@@ -45,9 +52,18 @@ struct spy {
 	uint64_t merge_mismatches;
 	bool stats;                   /* MIXSPY_STATS=1: time every pause, report them at spy_close */
 	VEC(float) pause_us;          /* pause -> resume of each sampled thread, microseconds */
+	VEC(double) pause_at;         /* MIXSPY_PAUSE_LOG: when each of them began (CLOCK_MONOTONIC) */
+	bool pause_log;
 	uint64_t unpaused_reads;      /* MIXSPY_STATS=1: threads read without a pause (see spy.c) */
 	int gil_marks;                /* py_gil_mark works: 0 not tried yet, 1 yes, -1 no */
+	uint64_t gil_lo, gil_hi;      /* py_gil_sync_range, as read this tick */
+	VEC(struct thread_plan) plan; /* per thread, this tick (spy.c) */
+	struct py_ranges ranges;      /* what the quiet threads' reads will need (spy.c) */
 	double first_sample_mono;     /* MIXSPY_STATS=1: CLOCK_MONOTONIC of the first sample, 0 before */
+	double last_sample_mono;      /* ... and of the last one */
+	double cpu_at_first;          /* mixspy's CPU seconds (user + system) at the first sample */
+	uint64_t reads_at_first;      /* target reads (system calls) made before it */
+	uint64_t ticks_since_first;
 	double last_maps_check;       /* --native: when the maps were last re-read (native.c) */
 	char last_error[512];
 };

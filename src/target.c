@@ -219,6 +219,10 @@ void target_close(struct target *t)
 	vec_free(&t->runs);
 	vec_free(&t->order);
 	vec_free(&t->run_buf);
+	vec_free(&t->held);
+	vec_free(&t->held_buf);
+	vec_free(&t->held_iov);
+	vec_free(&t->held_ok);
 	if (t->memfd >= 0)
 		close(t->memfd);
 	for (size_t i = 0; i < t->maps.n; i++)
@@ -242,12 +246,42 @@ static int errno_to_code(int err)
 	return E_READ;
 }
 
+/* The held range that holds all of [addr, addr + len), or NULL. */
+static const struct target_held *held_find(const struct target *t, uint64_t addr, size_t len)
+{
+	size_t lo = 0, hi = t->held.n;
+	while (lo < hi) {   /* the last range starting at or before addr */
+		size_t mid = (lo + hi) / 2;
+		if (t->held.v[mid].addr <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (!lo)
+		return NULL;
+	const struct target_held *h = &t->held.v[lo - 1];
+	return addr + len >= addr && addr + len <= h->addr + h->len ? h : NULL;
+}
+
+static bool held_read(struct target *t, uint64_t addr, void *buf, size_t len)
+{
+	const struct target_held *h = t->holding ? held_find(t, addr, len) : NULL;
+	if (!h)
+		return false;
+	memcpy(buf, t->held_buf.v + h->off + (addr - h->addr), len);
+	t->held_served++;
+	return true;
+}
+
 ssize_t target_read_partial(struct target *t, uint64_t addr, void *buf, size_t len)
 {
 	if (len == 0)
 		return 0;
+	if (held_read(t, addr, buf, len))
+		return (ssize_t)len;
 	if (!t->no_vm_readv) {
 		struct iovec local = { buf, len }, remote = { (void *)(uintptr_t)addr, len };
+		t->reads++;
 		ssize_t r = process_vm_readv(t->pid, &local, 1, &remote, 1, 0);
 		if (r >= 0)
 			return r;
@@ -262,6 +296,7 @@ ssize_t target_read_partial(struct target *t, uint64_t addr, void *buf, size_t l
 		if (t->memfd < 0)
 			return errno_to_code(errno);
 	}
+	t->reads++;
 	ssize_t r = pread(t->memfd, buf, len, (off_t)addr);
 	if (r < 0)
 		return errno_to_code(errno);
@@ -290,6 +325,7 @@ static size_t readv_each(struct target *t, const struct target_iov *iov, size_t 
 			remote[k].iov_base = (void *)(uintptr_t)iov[done + k].addr;
 			remote[k].iov_len = iov[done + k].len;
 		}
+		t->reads += !t->no_vm_readv;
 		ssize_t r = t->no_vm_readv ? -1 : process_vm_readv(t->pid, local, k, remote, k, 0);
 		size_t got = r > 0 ? (size_t)r : 0, i = 0;
 		for (; i < k && got >= iov[done + i].len; i++) {
@@ -332,7 +368,36 @@ static int by_addr(const void *a, const void *b, void *iov)
 	return x < y ? -1 : x > y;
 }
 
+static size_t readv_target(struct target *t, const struct target_iov *iov, size_t n, bool *ok);
+
 size_t target_readv(struct target *t, const struct target_iov *iov, size_t n, bool *ok)
+{
+	if (!t->holding)
+		return readv_target(t, iov, n, ok);
+	/* Serve what the held ranges hold; read the rest in one go, in order. */
+	size_t good = 0, miss = 0;
+	for (size_t i = 0; i < n; i++) {
+		ok[i] = held_read(t, iov[i].addr, iov[i].buf, iov[i].len);
+		good += ok[i];
+		miss += !ok[i];
+	}
+	if (!miss)
+		return good;
+	vec_reserve(&t->held_iov, miss);
+	vec_reserve(&t->held_ok, miss);
+	for (size_t i = 0, k = 0; i < n; i++)
+		if (!ok[i]) {
+			t->held_iov.v[k] = iov[i];
+			t->held_ok.v[k++] = false;
+		}
+	good += readv_target(t, t->held_iov.v, miss, t->held_ok.v);
+	for (size_t i = 0, k = 0; i < n; i++)
+		if (!ok[i])
+			ok[i] = t->held_ok.v[k++];
+	return good;
+}
+
+static size_t readv_target(struct target *t, const struct target_iov *iov, size_t n, bool *ok)
 {
 	if (n < READV_MERGE_MIN || t->no_vm_readv)
 		return readv_each(t, iov, n, ok);
@@ -390,6 +455,67 @@ size_t target_readv(struct target *t, const struct target_iov *iov, size_t n, bo
 		}
 	}
 	return good;
+}
+
+static int held_by_addr(const void *a, const void *b)
+{
+	const struct target_held *x = a, *y = b;
+	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+size_t target_hold(struct target *t, const struct target_iov *want, size_t n)
+{
+	target_unhold(t);
+	/* Overlapping ranges become one (a read is served from one range), sorted by address. */
+	t->held.n = 0;
+	for (size_t i = 0; i < n; i++)
+		if (want[i].len && want[i].addr + want[i].len > want[i].addr) {
+			struct target_held h = { want[i].addr, want[i].len, 0 };
+			vec_push(&t->held, h);
+		}
+	if (!t->held.n)
+		return 0;
+	qsort(t->held.v, t->held.n, sizeof(struct target_held), held_by_addr);
+	size_t m = 0, total = 0;
+	for (size_t i = 0; i < t->held.n; i++) {
+		struct target_held *last = m ? &t->held.v[m - 1] : NULL;
+		const struct target_held *h = &t->held.v[i];
+		if (last && h->addr <= last->addr + last->len) {
+			if (h->addr + h->len > last->addr + last->len) {
+				total += h->addr + h->len - (last->addr + last->len);
+				last->len = h->addr + h->len - last->addr;
+			}
+			continue;
+		}
+		t->held.v[m++] = *h;
+		total += h->len;
+	}
+	t->held.n = m;
+	vec_reserve(&t->held_buf, total);
+	vec_reserve(&t->held_iov, m);
+	vec_reserve(&t->held_ok, m);
+	size_t off = 0;
+	for (size_t i = 0; i < m; i++) {
+		t->held.v[i].off = off;
+		t->held_iov.v[i] = (struct target_iov){ t->held.v[i].addr, t->held_buf.v + off, t->held.v[i].len };
+		t->held_ok.v[i] = false;
+		off += t->held.v[i].len;
+	}
+	size_t good = readv_target(t, t->held_iov.v, m, t->held_ok.v);
+	/* Forget the ranges that could not be read: a read of them goes to the target. */
+	size_t keep = 0;
+	for (size_t i = 0; i < m; i++)
+		if (t->held_ok.v[i])
+			t->held.v[keep++] = t->held.v[i];
+	t->held.n = keep;
+	t->holding = keep > 0;
+	return good;
+}
+
+void target_unhold(struct target *t)
+{
+	t->holding = false;
+	t->held.n = 0;
 }
 
 int target_read_cstr(struct target *t, uint64_t addr, char *buf, size_t max)
@@ -528,7 +654,10 @@ void target_task_files_trim(struct target *t, size_t max)
 
 ssize_t target_task_read(struct target *t, pid_t tid, int file, char *buf, size_t size)
 {
-	uint64_t key = (uint64_t)(uint32_t)tid << 1 | (uint64_t)(file & 1), v;
+	static const char *const names[] = { "stat", "syscall", "schedstat" };
+	if (file < 0 || file > TASK_SCHEDSTAT)
+		return -1;
+	uint64_t key = (uint64_t)(uint32_t)tid << 2 | (uint64_t)file, v;
 	ssize_t r;
 	if (hmap_get(&t->task_fds, key, &v)) {
 		r = pread((int)v, buf, size - 1, 0);
@@ -541,7 +670,7 @@ ssize_t target_task_read(struct target *t, pid_t tid, int file, char *buf, size_
 		hmap_del(&t->task_fds, key);
 	}
 	char path[80];
-	snprintf(path, sizeof path, "/proc/%d/task/%d/%s", t->pid, tid, file == TASK_STAT ? "stat" : "syscall");
+	snprintf(path, sizeof path, "/proc/%d/task/%d/%s", t->pid, tid, names[file]);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;

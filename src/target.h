@@ -21,6 +21,10 @@ struct map {
 };
 
 struct target_run;
+struct target_held {
+	uint64_t addr;
+	size_t len, off;   /* off: where its bytes are in held_buf */
+};
 
 struct target {
 	pid_t pid;
@@ -41,7 +45,7 @@ struct target {
 	 * detaches. */
 	struct hmap tracees;
 	bool keep_seized;
-	/* /proc/PID/task/TID/{stat,syscall} kept open between samples: (tid << 1 | file) -> fd */
+	/* /proc/PID/task/TID/{stat,syscall,schedstat} kept open between samples: (tid << 2 | file) -> fd */
 	struct hmap task_fds;
 	/* tid -> the CPU it last ran on (from its stat, read by target_thread_running) */
 	struct hmap task_cpu;
@@ -49,6 +53,14 @@ struct target {
 	VEC(struct target_run) runs;
 	VEC(uint32_t) order;
 	VEC(uint8_t) run_buf;
+	/* target_hold: ranges copied ahead, which reads are served from until target_unhold */
+	VEC(struct target_held) held;
+	VEC(uint8_t) held_buf;
+	VEC(struct target_iov) held_iov;   /* scratch of target_hold and of reads around it */
+	VEC(bool) held_ok;
+	bool holding;
+	uint64_t held_served;   /* reads served from them (for MIXSPY_STATS) */
+	uint64_t reads;         /* system calls that read its memory (for MIXSPY_STATS) */
 };
 
 /* A wait status of a process that ended as a shell reports it: its exit code, or 128 + signal. */
@@ -75,6 +87,14 @@ struct target_iov {
 	size_t len;
 };
 size_t target_readv(struct target *t, const struct target_iov *iov, size_t n, bool *ok);
+/* Copy the ranges want[0..n) (their buf is ignored) in as few reads as target_readv makes, and
+ * serve every later read that lies inside one of them from that copy until target_unhold: the
+ * memory of threads that stand still, read for all of them at once instead of a few reads each.
+ * Only the ranges asked for serve reads (not the gaps between them that a merged read also
+ * copied), so a read of anything else - a word that must be fresh - still reaches the target.
+ * Returns how many ranges were copied. */
+size_t target_hold(struct target *t, const struct target_iov *want, size_t n);
+void target_unhold(struct target *t);
 /* Read a NUL-terminated string of at most max-1 bytes. */
 int target_read_cstr(struct target *t, uint64_t addr, char *buf, size_t max);
 static inline int target_read_u64(struct target *t, uint64_t addr, uint64_t *v) { return target_read(t, addr, v, 8); }
@@ -90,11 +110,11 @@ char *target_file_path(const struct target *t, const char *path);
 int target_threads(struct target *t, pid_t **tids, size_t *n, struct err *e);
 /* 1 when the thread's state is R (running), 0 when not, negative when it is gone. */
 int target_thread_running(struct target *t, pid_t tid);
-/* /proc/PID/task/TID/<file> (TASK_STAT or TASK_SYSCALL) into buf, NUL-terminated: the length, or
- * -1. The file stays open between calls (each read at offset 0 makes it anew), so a sample costs
- * one system call per file instead of three; target_task_files_trim closes them all once more
- * than max are open (threads come and go). */
-enum { TASK_STAT = 0, TASK_SYSCALL = 1 };
+/* /proc/PID/task/TID/<file> (TASK_STAT, TASK_SYSCALL or TASK_SCHEDSTAT) into buf, NUL-terminated:
+ * the length, or -1. The file stays open between calls (each read at offset 0 makes it anew), so
+ * a sample costs one system call per file instead of three; target_task_files_trim closes them
+ * all once more than max are open (threads come and go). */
+enum { TASK_STAT = 0, TASK_SYSCALL = 1, TASK_SCHEDSTAT = 2 };
 ssize_t target_task_read(struct target *t, pid_t tid, int file, char *buf, size_t size);
 void target_task_files_trim(struct target *t, size_t max);
 /* Process still exists and is not a zombie. For launched targets this also reaps it. */

@@ -1083,7 +1083,10 @@ static bool tsnap_field(const struct py_proc *p, uint64_t tstate, int off, void 
  * the eval loop's current-frame slot (3.11, 3.12) and the data stack chunks. The read-ahead is
  * used only where this pause's own pointers lead to the same addresses, so it stays exact.
  * Sets *f (the innermost frame), *cframe (3.11/3.12) and ds (data stack chunk, top). */
-static int first_read(struct py_proc *p, struct py_thread *th, uint64_t *f, uint64_t *cframe, uint64_t ds[2])
+/* 3.11+: the thread state's bytes the first read of a copy takes, [*lo, *hi) from the thread
+ * state: its frame pointer, data stack pointers and GIL status fields. False when this layout
+ * has no frame pointer or they lie too far apart. */
+static bool tstate_span(const struct py_proc *p, int *lo_out, int *hi_out)
 {
 	const struct py_layout *L = &p->layout;
 	bool via_cframe = L->frame_model == PYFRAME_311 || L->frame_model == PYFRAME_312;
@@ -1099,7 +1102,18 @@ static int first_read(struct py_proc *p, struct py_thread *th, uint64_t *f, uint
 		if (offs[i][0] + offs[i][1] > hi)
 			hi = offs[i][0] + offs[i][1];
 	}
-	if (frame_off < 0 || hi - lo > (int)sizeof p->tsnap)
+	*lo_out = lo;
+	*hi_out = hi;
+	return frame_off >= 0 && hi - lo <= (int)sizeof p->tsnap;
+}
+
+static int first_read(struct py_proc *p, struct py_thread *th, uint64_t *f, uint64_t *cframe, uint64_t ds[2])
+{
+	const struct py_layout *L = &p->layout;
+	bool via_cframe = L->frame_model == PYFRAME_311 || L->frame_model == PYFRAME_312;
+	int frame_off = via_cframe ? L->tstate_cframe : L->tstate_current_frame;
+	int lo, hi;
+	if (!tstate_span(p, &lo, &hi))
 		return E_INTERNAL;
 	bool ahead = th->spec_tstate == th->tstate;
 	struct target_iov iov[3 + 4 + 1];
@@ -1233,6 +1247,44 @@ static int copy_frames_interp(struct py_proc *p, struct py_thread *th)
 		p->nregions = 0;
 	remember_ahead(p, th, rc ? 0 : cframe);
 	return rc;
+}
+
+static bool is_shim(const struct py_layout *L, uint8_t owner);
+
+void py_next_reads(struct py_proc *p, const struct py_thread *th, struct py_ranges *out)
+{
+	const struct py_layout *L = &p->layout;
+	bool same = th->spec_tstate == th->tstate;
+#define WANT(a, l) do { struct target_iov w_ = { (a), NULL, (l) }; vec_push(out, w_); } while (0)
+	if (L->gil_model == PYGIL_RUNTIME_TSTATE && p->runtime && L->runtime_tstate_current >= 0)
+		WANT(p->runtime + (uint64_t)L->runtime_tstate_current, 8);
+	if (L->frame_model == PYFRAME_OBJECT) {
+		int ptrs[] = { L->frame_back, L->frame_code }, ints[] = { L->frame_lasti };
+		size_t want = fields_end(ptrs, 2, 8);
+		if (fields_end(ints, 1, 4) > want)
+			want = fields_end(ints, 1, 4);
+		WANT(th->tstate + (uint64_t)L->tstate_frame, 8);
+		for (size_t k = 0; same && k < th->spec.n; k++)
+			WANT(th->spec.v[k], want);
+	} else {
+		int lo, hi;
+		if (tstate_span(p, &lo, &hi))
+			WANT(th->tstate + (uint64_t)lo, (size_t)(hi - lo));
+		if ((L->frame_model == PYFRAME_311 || L->frame_model == PYFRAME_312) && same && th->spec_cframe)
+			WANT(th->spec_cframe + (uint64_t)L->cframe_current_frame, 8);
+		for (int k = 0; same && k < th->spec_nchunks; k++)
+			WANT(th->spec_chunks[k].addr, th->spec_chunks[k].len);
+	}
+	/* the code objects its last chain ran (read_codes validates them) */
+	for (size_t i = 0; i < th->raw.n; i++) {
+		uint64_t c = th->raw.v[i].code;
+		bool seen = false;
+		for (size_t k = i; k-- > 0 && !seen;)
+			seen = th->raw.v[k].code == c;
+		if (c && !seen && !is_shim(L, th->raw.v[i].owner))
+			WANT(c, (size_t)L->code_size);
+	}
+#undef WANT
 }
 
 int py_copy_frames(struct py_proc *p, struct py_thread *th, const struct target_iov *extra, bool *extra_ok,

@@ -91,6 +91,12 @@ uint64_t py_interp_addr(const struct py_proc *p);
 int py_read_threads(struct py_proc *p, struct py_thread **threads, size_t *n, struct err *e);
 /* Read th's frame chain into th->frames: py_copy_frames then py_decode_frames. */
 int py_read_frames(struct py_proc *p, struct py_thread *th, enum py_linemode mode, struct err *e);
+/* The ranges the next py_read_frames of th will read if its stack did not change since its last
+ * copy (the thread state's fields, the data stack chunks or frame objects it found then, the
+ * code objects it ran): appended to *out (buf NULL), for target_hold - so that reading many
+ * threads that stand still costs one vectored read. */
+struct py_ranges { struct target_iov *v; size_t n, cap; };   /* a VEC (util.h) */
+void py_next_reads(struct py_proc *p, const struct py_thread *th, struct py_ranges *out);
 /* The part that needs the thread paused: copy the chain (frame, code pointer, instruction) into
  * th->raw, with as few reads as possible (3.11+: the thread's data stack in one read). `extra`
  * (may be NULL) is one more range to copy in the same first read - the native stack, so that a
