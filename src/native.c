@@ -18,12 +18,18 @@
 #define MAX_NATIVE 512
 #define MAX_INLINE 16
 
+/* A copy of one thread's registers and stack top, kept until its sample is merged. */
+struct native_snap {
+	struct unwind_snapshot snap;
+	bool in_use;
+};
+
 struct native_state {
 	struct unwinder *uw;
 	struct symbolizer *sym;
 	struct cy_maps *cy;
-	struct unwind_snapshot snap;
-	bool snap_in_use;
+	struct native_snap paused;        /* the thread paused now */
+	VEC(struct native_snap *) asleep;  /* threads read asleep this tick, by their slot */
 	uint64_t ips[MAX_NATIVE];
 	VEC(struct native_frame) nat;
 	VEC(struct frame) merged;
@@ -56,7 +62,12 @@ void native_close(struct spy *s)
 	struct native_state *n = s->native;
 	if (!n)
 		return;
-	unwind_snapshot_free(&n->snap);
+	unwind_snapshot_free(&n->paused.snap);
+	for (size_t i = 0; i < n->asleep.n; i++) {
+		unwind_snapshot_free(&n->asleep.v[i]->snap);
+		free(n->asleep.v[i]);
+	}
+	vec_free(&n->asleep);
 	unwinder_free(n->uw);
 	symbolizer_free(n->sym);
 	cy_free(n->cy);
@@ -105,26 +116,51 @@ static bool pcs_mapped(const struct spy *s, const uint64_t *ips, size_t n)
 bool native_stack_guess(struct spy *s, pid_t tid, struct target_iov *iov)
 {
 	struct native_state *n = s->native;
-	return n && !n->snap_in_use && unwind_stack_guess(n->uw, tid, &n->snap, iov);
+	return n && !n->paused.in_use && unwind_stack_guess(n->uw, tid, &n->paused.snap, iov);
 }
 
 void native_capture(struct spy *s, pid_t tid, bool guess_ok, void **snapshot)
 {
 	struct native_state *n = s->native;
 	*snapshot = NULL;
-	if (!n || n->snap_in_use)
+	if (!n || n->paused.in_use)
 		return;
-	if (unwind_capture(n->uw, tid, &n->snap, guess_ok, NULL) == 0) {
-		n->snap_in_use = true;
-		*snapshot = n;
+	if (unwind_capture(n->uw, tid, &n->paused.snap, guess_ok, NULL) == 0) {
+		n->paused.in_use = true;
+		*snapshot = &n->paused;
+	}
+}
+
+bool native_asleep_range(struct spy *s, pid_t tid, uint64_t sp, struct target_iov *iov)
+{
+	if (!s->native)
+		return false;
+	*iov = unwind_asleep_range(s->native->uw, tid, sp);
+	return iov->len > 0;
+}
+
+void native_capture_asleep(struct spy *s, size_t slot, pid_t tid, uint64_t sp, uint64_t pc, void **snapshot)
+{
+	struct native_state *n = s->native;
+	*snapshot = NULL;
+	if (!n)
+		return;
+	while (n->asleep.n <= slot) {
+		struct native_snap *blank = xcalloc(1, sizeof *blank);   /* handed out: never moves */
+		vec_push(&n->asleep, blank);
+	}
+	struct native_snap *ns = n->asleep.v[slot];
+	if (!ns->in_use && unwind_capture_asleep(n->uw, tid, sp, pc, &ns->snap, NULL) == 0) {
+		ns->in_use = true;
+		*snapshot = ns;
 	}
 }
 
 void native_snapshot_free(void *snapshot)
 {
-	struct native_state *n = snapshot;
-	if (n)
-		n->snap_in_use = false;
+	struct native_snap *ns = snapshot;
+	if (ns)
+		ns->in_use = false;
 }
 
 static const char *basename_of(struct spy *s, const char *path)
@@ -135,26 +171,28 @@ static const char *basename_of(struct spy *s, const char *path)
 	return b ? intern(s->strs, b + 1) : path;
 }
 
-void native_merge(struct spy *s, struct py_thread *th, void *snapshot, bool *waiting)
+bool native_merge(struct spy *s, struct py_thread *th, void *snapshot, bool *waiting)
 {
-	struct native_state *n = snapshot;
+	struct native_state *n = s->native;
+	const struct unwind_snapshot *snap = &((struct native_snap *)snapshot)->snap;
 	size_t nips = 0;
 	bool truncated = false;
 	*waiting = false;
 	n->nat.n = 0;
-	if (unwind_frames(n->uw, &n->snap, n->ips, MAX_NATIVE, &nips, &truncated, NULL) != 0)
-		nips = 0;
-	if (!pcs_mapped(s, n->ips, nips)) {
+	int rc = unwind_frames(n->uw, snap, n->ips, MAX_NATIVE, &nips, &truncated, NULL);
+	if (!rc && !pcs_mapped(s, n->ips, nips)) {
 		double now = now_monotonic();
 		if (now >= n->maps_quiet_until) {
-			if (refresh_maps(s, now)) {
-				if (unwind_frames(n->uw, &n->snap, n->ips, MAX_NATIVE, &nips, &truncated, NULL) != 0)
-					nips = 0;
-			} else {
+			if (refresh_maps(s, now))
+				rc = unwind_frames(n->uw, snap, n->ips, MAX_NATIVE, &nips, &truncated, NULL);
+			else
 				n->maps_quiet_until = now + NATIVE_MAPS_QUIET;
-			}
 		}
 	}
+	if (rc == E_AGAIN)
+		return false;   /* a thread read asleep whose walk needs more than its pc and sp */
+	if (rc)
+		nips = 0;
 	const char *pybin = py_binary_path(s->py);
 	const char *exe = s->t.exe;
 	struct sym_frame sf[MAX_INLINE];
@@ -223,6 +261,7 @@ void native_merge(struct spy *s, struct py_thread *th, void *snapshot, bool *wai
 	*waiting = res.waiting;
 	for (size_t i = 0; i < nout; i++)
 		vec_push(&s->frames, n->merged.v[i]);
+	return true;
 }
 
 int native_instruction(struct spy *s, uint64_t pc, char *buf, size_t len)

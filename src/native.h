@@ -26,10 +26,17 @@ void native_check_maps(struct spy *s, double now);
  * the range. *snapshot is NULL on failure. */
 bool native_stack_guess(struct spy *s, pid_t tid, struct target_iov *iov);
 void native_capture(struct spy *s, pid_t tid, bool guess_ok, void **snapshot);
+/* A thread asleep in the kernel, not paused, whose user pc and sp are known (its syscall file):
+ * the stack range its capture reads (for target_hold), and the capture itself, kept in the
+ * tick's slot `slot` (one per thread) until merged. The caller checks that the thread did not
+ * run while it was read. */
+bool native_asleep_range(struct spy *s, pid_t tid, uint64_t sp, struct target_iov *iov);
+void native_capture_asleep(struct spy *s, size_t slot, pid_t tid, uint64_t sp, uint64_t pc, void **snapshot);
 void native_snapshot_free(void *snapshot);
 /* Append the merged (native + Python) frames of th, leaf first, to s->frames; *waiting is set
- * when the thread is blocked taking the GIL. */
-void native_merge(struct spy *s, struct py_thread *th, void *snapshot, bool *waiting);
+ * when the thread is blocked taking the GIL. False, with nothing appended, when the snapshot is
+ * of a thread read asleep whose walk needs more registers than its pc and sp: pause it. */
+bool native_merge(struct spy *s, struct py_thread *th, void *snapshot, bool *waiting);
 
 /* The instruction at pc (a native frame's addr) in the target, as "mnemonic operands"; for
  * `dump --native`. 0, or a negative code (also when the spy has no native state). */

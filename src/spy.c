@@ -212,20 +212,38 @@ static bool other_pidns(struct spy *s)
 /* /proc/PID/task/TID/syscall: "nr arg1 ... arg6 sp pc" (nr in decimal, the rest in hex) while
  * blocked in a system call, "-1 sp pc" while blocked outside one, "running" while runnable.
  * Returns 1 running (*nr -1), 0 not, < 0 gone. */
-static int read_syscall_file(struct spy *s, pid_t tid, long *nr, uint64_t *arg0)
+struct sys_state {
+	long nr;            /* system call number, -1 when blocked outside one */
+	uint64_t arg0;
+	uint64_t sp, pc;    /* user stack pointer and pc where it entered the kernel (0: unknown) */
+};
+
+static int read_syscall_file(struct spy *s, pid_t tid, struct sys_state *st)
 {
 	char buf[256];
-	*nr = -1;
-	*arg0 = 0;
+	*st = (struct sys_state){ .nr = -1 };
 	if (target_task_read(&s->t, tid, TASK_SYSCALL, buf, sizeof buf) <= 0)
 		return E_NOPROC;
 	char *end;
 	long v = strtol(buf, &end, 10);
 	if (end == buf)
 		return 1;   /* "running" */
-	*nr = v < 0 ? -1 : v;
-	if (v >= 0)
-		*arg0 = strtoull(end, NULL, 16);
+	st->nr = v < 0 ? -1 : v;
+	/* the last two fields: sp and pc */
+	uint64_t f[8];
+	int k = 0;
+	for (char *p = end; k < 8; p = end) {
+		uint64_t x = strtoull(p, &end, 16);
+		if (end == p)
+			break;
+		f[k++] = x;
+	}
+	if (v >= 0 && k >= 1)
+		st->arg0 = f[0];
+	if (k >= 2 && (v >= 0 ? k == 8 : k == 2)) {
+		st->sp = f[k - 2];
+		st->pc = f[k - 1];
+	}
 	return 0;
 }
 
@@ -233,7 +251,8 @@ static int read_syscall_file(struct spy *s, pid_t tid, long *nr, uint64_t *arg0)
  * with what its syscall file said when they were read. */
 struct sched_memo {
 	uint64_t runtime, runs;
-	uint64_t run, arg;   /* as s->running and s->sys_arg hold them */
+	uint64_t run;        /* as s->running holds it */
+	struct sys_state sys;
 };
 
 /* Into v: the thread's CPU time and count of times it ran; false when unknown (a kernel built
@@ -262,7 +281,7 @@ static bool read_schedstat(struct spy *s, pid_t tid, uint64_t v[2])
  * 100-thread workload, the syscall files of its 80 idle threads were half of mixspy's CPU time.
  * The memo is read before the syscall file, so a thread that runs between the two reads shows
  * moved CPU time next tick. Returns what read_syscall_file returns. */
-static int read_syscall_memo(struct spy *s, pid_t tid, long *nr, uint64_t *arg0)
+static int read_syscall_memo(struct spy *s, pid_t tid, struct sys_state *sys)
 {
 	struct hmap *prev = &s->memo_ix[s->memo_cur ^ 1], *cur = &s->memo_ix[s->memo_cur];
 	uint64_t st[2], ix;
@@ -270,21 +289,30 @@ static int read_syscall_memo(struct spy *s, pid_t tid, long *nr, uint64_t *arg0)
 	if (have && hmap_get(prev, (uint64_t)tid, &ix)) {
 		const struct sched_memo *m = &s->memo[s->memo_cur ^ 1].v[ix];
 		if (m->runtime == st[0] && m->runs == st[1] && !(m->run & 1)) {
-			*nr = (long)(m->run >> 8) - 2;
-			*arg0 = m->arg;
+			*sys = m->sys;
 			struct sched_memo keep = *m;
 			hmap_put(cur, (uint64_t)tid, s->memo[s->memo_cur].n);
 			vec_push(&s->memo[s->memo_cur], keep);
 			return 0;
 		}
 	}
-	int r = read_syscall_file(s, tid, nr, arg0);
+	int r = read_syscall_file(s, tid, sys);
 	if (r >= 0 && have) {
-		struct sched_memo m = { st[0], st[1], (uint64_t)r | RUN_SYSCALL | (uint64_t)(*nr + 2) << 8, *arg0 };
+		struct sched_memo m = { st[0], st[1], (uint64_t)r | RUN_SYSCALL | (uint64_t)(sys->nr + 2) << 8, *sys };
 		hmap_put(cur, (uint64_t)tid, s->memo[s->memo_cur].n);
 		vec_push(&s->memo[s->memo_cur], m);
 	}
 	return r;
+}
+
+/* What this tick's memo says of a thread asleep: its user sp and pc, NULL when not known. */
+static const struct sched_memo *asleep_memo(const struct spy *s, pid_t tid)
+{
+	uint64_t ix;
+	if (!hmap_get(&s->memo_ix[s->memo_cur], (uint64_t)tid, &ix))
+		return NULL;
+	const struct sched_memo *m = &s->memo[s->memo_cur].v[ix];
+	return !(m->run & 1) && m->sys.sp && m->sys.pc ? m : NULL;
 }
 
 /* The running state of each OS thread that a Python thread may look up. When every Python
@@ -320,13 +348,12 @@ static void read_running(struct spy *s, const struct py_thread *threads, size_t 
 					hmap_put(&s->running, (uint64_t)tid, (uint64_t)r);
 				continue;
 			}
-			long nr;
-			uint64_t arg0;
-			int r = read_syscall_memo(s, tid, &nr, &arg0);
+			struct sys_state sys;
+			int r = read_syscall_memo(s, tid, &sys);
 			if (r < 0)
 				continue;
-			hmap_put(&s->running, (uint64_t)tid, (uint64_t)r | RUN_SYSCALL | (uint64_t)(nr + 2) << 8);
-			hmap_put(&s->sys_arg, (uint64_t)tid, arg0);
+			hmap_put(&s->running, (uint64_t)tid, (uint64_t)r | RUN_SYSCALL | (uint64_t)(sys.nr + 2) << 8);
+			hmap_put(&s->sys_arg, (uint64_t)tid, sys.arg0);
 		}
 		return;
 	}
@@ -449,12 +476,16 @@ static enum futex_wait futex_wait_of(struct spy *s, pid_t tid, uint64_t lo, uint
 		*in_syscall = false;
 	long nr;
 	uint64_t uaddr, run;
+	struct sys_state sys;
 	if (!fresh && hmap_get(&s->running, (uint64_t)tid, &run) && (run & RUN_SYSCALL)) {
 		nr = (long)(run >> 8) - 2;
 		if (!hmap_get(&s->sys_arg, (uint64_t)tid, &uaddr))
 			uaddr = 0;
-	} else if (read_syscall_file(s, tid, &nr, &uaddr) != 0) {
+	} else if (read_syscall_file(s, tid, &sys) != 0) {
 		return FUTEX_NONE;
+	} else {
+		nr = sys.nr;
+		uaddr = sys.arg0;
 	}
 	if (in_syscall)
 		*in_syscall = nr >= 0;
@@ -475,6 +506,7 @@ struct thread_plan {
 	bool asleep;           /* asleep in a system call when /proc was read */
 	enum futex_wait fw;
 	bool quiet;            /* its frames were read without a pause, and that read stands */
+	void *snapshot;        /* quiet, --native: its registers (pc, sp) and stack, read asleep */
 };
 
 /*
@@ -505,8 +537,13 @@ static void read_quiet(struct spy *s, struct py_thread *threads, struct thread_p
 	for (size_t i = 0; i < n; i++) {
 		if (plan[i].quiet && (mr || threads[i].tstate == before.last_holder))
 			plan[i].quiet = false;
-		if (plan[i].quiet)
-			py_next_reads(s->py, &threads[i], &s->ranges);
+		if (!plan[i].quiet)
+			continue;
+		py_next_reads(s->py, &threads[i], &s->ranges);
+		struct target_iov stack;
+		const struct sched_memo *m = s->o.native ? asleep_memo(s, threads[i].os_tid) : NULL;
+		if (m && native_asleep_range(s, threads[i].os_tid, m->sys.sp, &stack))
+			vec_push(&s->ranges, stack);
 	}
 	if (mr)
 		return;
@@ -516,6 +553,12 @@ static void read_quiet(struct spy *s, struct py_thread *threads, struct thread_p
 		struct err fe = { 0 };
 		if (plan[i].quiet && py_read_frames(s->py, &threads[i], s->o.linemode, &fe) != 0)
 			plan[i].quiet = false;   /* paused and read again below */
+		if (plan[i].quiet && s->o.native) {
+			const struct sched_memo *m = asleep_memo(s, threads[i].os_tid);
+			if (m)
+				native_capture_asleep(s, i, threads[i].os_tid, m->sys.sp, m->sys.pc, &plan[i].snapshot);
+			plan[i].quiet = plan[i].snapshot != NULL;
+		}
 		ok_any |= plan[i].quiet;
 	}
 	target_unhold(&s->t);
@@ -523,6 +566,18 @@ static void read_quiet(struct spy *s, struct py_thread *threads, struct thread_p
 	for (size_t i = 0; i < n; i++) {
 		if (plan[i].quiet && !stands)
 			plan[i].quiet = false;
+		/* --native: its stack and registers hold only if it did not run since /proc said
+		 * where it sleeps - its schedstat did not move */
+		if (plan[i].quiet && plan[i].snapshot) {
+			const struct sched_memo *m = asleep_memo(s, threads[i].os_tid);
+			uint64_t st[2];
+			plan[i].quiet = m && read_schedstat(s, threads[i].os_tid, st) && st[0] == m->runtime &&
+					st[1] == m->runs;
+		}
+		if (!plan[i].quiet && plan[i].snapshot) {
+			native_snapshot_free(plan[i].snapshot);
+			plan[i].snapshot = NULL;
+		}
 		s->unpaused_reads += plan[i].quiet;
 	}
 }
@@ -559,8 +614,125 @@ static void plan_threads(struct spy *s, struct py_thread *threads, size_t n, str
 		if (pl->asleep && pl->fw != FUTEX_GIL && !s->o.idle && !s->o.gil_only)
 			continue;
 		pl->skip = false;
-		pl->quiet = pl->asleep && !s->o.nonblocking && !s->o.native && !th->holds_gil && s->gil_marks >= 0;
+		pl->quiet = !s->o.nonblocking && !th->holds_gil && s->gil_marks >= 0 &&
+			    (s->o.native ? pl->asleep && asleep_memo(s, th->os_tid) : pl->check_futex);
 	}
+}
+
+enum { SAMPLE_DONE = 0, SAMPLE_SKIP = 1, SAMPLE_RETRY = 2 };
+
+/* One thread's sample of this tick, as planned: read asleep (quiet, when the plan read it so),
+ * paused, or unpaused (--nonblocking). SAMPLE_SKIP: no sample of it this tick; SAMPLE_RETRY: its
+ * read asleep cannot be walked (ask again, not quiet); a negative code: the process is gone. */
+static int sample_thread(struct spy *s, struct py_thread *th, const struct thread_plan *pl, bool quiet, double t,
+			 struct err *e)
+{
+	int rc;
+	int running = pl->running;
+	enum futex_wait fw = pl->fw;
+	bool paused = false;
+	struct err fe = { 0 };
+	double pause_t0 = s->stats ? now_monotonic() : 0;
+	if (!quiet && !s->o.nonblocking && th->os_tid) {
+		if (target_pause_thread(&s->t, th->os_tid, NULL) == 0)
+			paused = true;
+		else
+			return SAMPLE_SKIP;   /* gone between listing and pausing */
+	}
+	if (quiet && pl->check_futex && !pl->asleep) {
+		/* Runnable when /proc was read, read without a pause since: where it is now tells a
+		 * GIL waiter passing through (asleep on the GIL again) from a thread at work without
+		 * the GIL, which is paused and read again as any other - paused, the futex a waiter
+		 * just woken from still shows. */
+		bool now_asleep = false;
+		fw = futex_wait_of(s, th->os_tid, s->gil_lo, s->gil_hi, true, &now_asleep);
+		if (!now_asleep)
+			return SAMPLE_RETRY;
+	} else if (pl->check_futex && paused && !pl->asleep) {
+		fw = futex_wait_of(s, th->os_tid, s->gil_lo, s->gil_hi, true, NULL);
+	}
+	bool futex_waiting = fw == FUTEX_GIL;
+	/* Runnable only because our last pause woke it from its lock: it is parked. */
+	if ((paused || quiet) && fw == FUTEX_OTHER)
+		running = 0;
+	if (quiet && futex_waiting)
+		running = 0;
+	void *native_snapshot = quiet ? pl->snapshot : NULL;
+	if (quiet) {
+		rc = 0;
+	} else if (paused) {
+		/* Paused: copy only what changes (the frame chain, who holds the GIL now, the
+		 * native registers and stack top); the rest is worked out once it runs again. */
+		/* --native: the stack top is read ahead (where it was last time) with the frame
+		 * chain's first read; the registers, read after it, say whether that was it. */
+		struct target_iov stack;
+		bool guess = s->o.native && native_stack_guess(s, th->os_tid, &stack), guess_ok = false;
+		rc = py_copy_frames(s->py, th, guess ? &stack : NULL, &guess_ok, &fe);
+		th->holds_gil = py_thread_holds_gil(s->py, th);
+		if (!rc && s->o.native)
+			native_capture(s, th->os_tid, guess_ok, &native_snapshot);
+		target_resume_thread(&s->t, th->os_tid);
+		if (s->stats) {
+			vec_push(&s->pause_us, (float)((now_monotonic() - pause_t0) * 1e6));
+			if (s->pause_log)
+				vec_push(&s->pause_at, pause_t0);
+		}
+		if (!rc)
+			rc = py_decode_frames(s->py, th, s->o.linemode, &fe);
+	} else {
+		rc = py_read_frames(s->py, th, s->o.linemode, &fe);
+		if (!rc)
+			rc = check_not_torn(s, th, &fe);
+	}
+	if (rc) {
+		s->errors++;
+		snprintf(s->last_error, sizeof s->last_error, "%s", fe.msg);
+		native_snapshot_free(native_snapshot);
+		if (rc == E_NOPROC)
+			return err_set(e, rc, "%s", fe.msg);
+		return SAMPLE_SKIP;
+	}
+	bool active = running == 1 && !idle_by_frame(th);
+	/* --gil keeps the holder only: judged again now that holds_gil was re-read paused. */
+	if (s->o.gil_only && !th->holds_gil) {
+		native_snapshot_free(native_snapshot);
+		return SAMPLE_SKIP;
+	}
+	if (!s->o.idle && !active && !futex_waiting && !(s->o.gil_only && th->holds_gil)) {
+		native_snapshot_free(native_snapshot);
+		return SAMPLE_SKIP;
+	}
+	size_t start = s->frames.n;
+	bool waiting = futex_waiting;
+	if (native_snapshot) {
+		bool on_stack = false;
+		bool merged = native_merge(s, th, native_snapshot, &on_stack);
+		waiting |= on_stack;
+		native_snapshot_free(native_snapshot);
+		if (!merged)
+			return SAMPLE_RETRY;   /* read asleep, but its walk needs a pause */
+	} else {
+		for (size_t k = 0; k < th->frames.n; k++) {
+			const struct py_frame *pf = &th->frames.v[k];
+			struct frame f = { .kind = FRAME_PYTHON, .name = pf->name, .file = pf->file,
+					   .short_file = pf->short_file, .line = pf->line };
+			vec_push(&s->frames, f);
+		}
+	}
+	/* A thread with no frame at all (starting up, or finalizing as the process exits) has
+	 * nothing to show: every writer would drop it, so it is not a sample. */
+	if (s->frames.n == start)
+		return SAMPLE_SKIP;
+	struct sample smp = {
+		.pid = s->t.pid, .thread_id = th->thread_id, .os_tid = th->os_tid, .thread_name = th->name,
+		.process_cmdline = s->t.cmdline, .active = active, .owns_gil = th->holds_gil,
+		.gil = gil_state_of(active, th->holds_gil, waiting), .time = t,
+		.nframes = s->frames.n - start,
+	};
+	vec_push(&s->samples, smp);
+	vec_push(&s->frame_starts, start);
+	vec_push(&s->sample_threads, th);
+	return SAMPLE_DONE;
 }
 
 int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct err *e)
@@ -592,100 +764,13 @@ int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct e
 	read_quiet(s, threads, plan, nthreads);
 
 	for (size_t i = 0; i < nthreads; i++) {
-		struct py_thread *th = &threads[i];
-		const struct thread_plan *pl = &plan[i];
-		if (pl->skip)
+		if (plan[i].skip)
 			continue;
-		int running = pl->running;
-		enum futex_wait fw = pl->fw;
-		bool paused = false;
-		struct err fe = { 0 };
-		double pause_t0 = s->stats ? now_monotonic() : 0;
-		if (!pl->quiet && !s->o.nonblocking && th->os_tid) {
-			if (target_pause_thread(&s->t, th->os_tid, NULL) == 0)
-				paused = true;
-			else
-				continue;   /* gone between listing and pausing */
-		}
-		if (pl->check_futex && paused && !pl->asleep)
-			fw = futex_wait_of(s, th->os_tid, s->gil_lo, s->gil_hi, true, NULL);
-		bool futex_waiting = fw == FUTEX_GIL;
-		/* Runnable only because our last pause woke it from its lock: it is parked. */
-		if (paused && fw == FUTEX_OTHER)
-			running = 0;
-		void *native_snapshot = NULL;
-		if (pl->quiet) {
-			rc = 0;
-		} else if (paused) {
-			/* Paused: copy only what changes (the frame chain, who holds the GIL now, the
-			 * native registers and stack top); the rest is worked out once it runs again. */
-			/* --native: the stack top is read ahead (where it was last time) with the frame
-			 * chain's first read; the registers, read after it, say whether that was it. */
-			struct target_iov stack;
-			bool guess = s->o.native && native_stack_guess(s, th->os_tid, &stack), guess_ok = false;
-			rc = py_copy_frames(s->py, th, guess ? &stack : NULL, &guess_ok, &fe);
-			th->holds_gil = py_thread_holds_gil(s->py, th);
-			if (!rc && s->o.native)
-				native_capture(s, th->os_tid, guess_ok, &native_snapshot);
-			target_resume_thread(&s->t, th->os_tid);
-			if (s->stats) {
-				vec_push(&s->pause_us, (float)((now_monotonic() - pause_t0) * 1e6));
-				if (s->pause_log)
-					vec_push(&s->pause_at, pause_t0);
-			}
-			if (!rc)
-				rc = py_decode_frames(s->py, th, s->o.linemode, &fe);
-		} else {
-			rc = py_read_frames(s->py, th, s->o.linemode, &fe);
-			if (!rc)
-				rc = check_not_torn(s, th, &fe);
-		}
-		if (rc) {
-			s->errors++;
-			snprintf(s->last_error, sizeof s->last_error, "%s", fe.msg);
-			native_snapshot_free(native_snapshot);
-			if (rc == E_NOPROC)
-				return err_set(e, rc, "%s", fe.msg);
-			continue;
-		}
-		bool active = running == 1 && !idle_by_frame(th);
-		/* --gil keeps the holder only: judged again now that holds_gil was re-read paused. */
-		if (s->o.gil_only && !th->holds_gil) {
-			native_snapshot_free(native_snapshot);
-			continue;
-		}
-		if (!s->o.idle && !active && !futex_waiting && !(s->o.gil_only && th->holds_gil)) {
-			native_snapshot_free(native_snapshot);
-			continue;
-		}
-		size_t start = s->frames.n;
-		bool waiting = futex_waiting;
-		if (native_snapshot) {
-			bool on_stack = false;
-			native_merge(s, th, native_snapshot, &on_stack);
-			waiting |= on_stack;
-			native_snapshot_free(native_snapshot);
-		} else {
-			for (size_t k = 0; k < th->frames.n; k++) {
-				const struct py_frame *pf = &th->frames.v[k];
-				struct frame f = { .kind = FRAME_PYTHON, .name = pf->name, .file = pf->file,
-						   .short_file = pf->short_file, .line = pf->line };
-				vec_push(&s->frames, f);
-			}
-		}
-		/* A thread with no frame at all (starting up, or finalizing as the process exits) has
-		 * nothing to show: every writer would drop it, so it is not a sample. */
-		if (s->frames.n == start)
-			continue;
-		struct sample smp = {
-			.pid = s->t.pid, .thread_id = th->thread_id, .os_tid = th->os_tid, .thread_name = th->name,
-			.process_cmdline = s->t.cmdline, .active = active, .owns_gil = th->holds_gil,
-			.gil = gil_state_of(active, th->holds_gil, waiting), .time = t,
-			.nframes = s->frames.n - start,
-		};
-		vec_push(&s->samples, smp);
-		vec_push(&s->frame_starts, start);
-		vec_push(&s->sample_threads, th);
+		int r = sample_thread(s, &threads[i], &plan[i], plan[i].quiet, t, e);
+		if (r == SAMPLE_RETRY)
+			r = sample_thread(s, &threads[i], &plan[i], false, t, e);
+		if (r < 0)
+			return r;
 	}
 	/* Frames were appended to one growing array: point the samples at them now that it no
 	 * longer moves. */

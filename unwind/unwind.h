@@ -27,6 +27,7 @@ struct unwind_snapshot {
 	uint64_t stack_end;   /* end of the mapping that holds sp (0: not known) */
 	uint64_t guess_addr;  /* the range unwind_stack_guess proposed */
 	size_t guess_len;
+	bool partial;         /* only pc and sp are known (unwind_capture_asleep) */
 };
 
 struct unwinder;
@@ -38,6 +39,15 @@ void unwinder_maps_changed(struct unwinder *u);
 
 /* Thread tid must be ptrace-stopped by the caller. Copies registers and stack. */
 int unwind_capture(struct unwinder *u, pid_t tid, struct unwind_snapshot *snap, bool guess_ok, struct err *e);
+/* A thread asleep in the kernel, not paused: its user pc and sp (from /proc/PID/task/TID/syscall)
+ * are all the registers known, and its stack stands still while it sleeps. Copies the stack from
+ * sp up (as much as the thread's recent walks used); a walk of this snapshot that needs any
+ * other register fails with E_AGAIN (unwind_frames) - pause the thread then. The caller checks
+ * that the thread did not run meanwhile. */
+int unwind_capture_asleep(struct unwinder *u, pid_t tid, uint64_t sp, uint64_t pc, struct unwind_snapshot *snap,
+			  struct err *e);
+/* The stack range unwind_capture_asleep will read for tid at sp (for target_hold). */
+struct target_iov unwind_asleep_range(struct unwinder *u, pid_t tid, uint64_t sp);
 /* Before the capture, while paused: the stack range to read ahead (*iov, into snap), from the
  * thread's sp at its last capture - a page below it, and above it as much as its recent walks
  * used. The caller reads it with its own first read of the pause; when the registers then show
@@ -48,7 +58,9 @@ void unwind_snapshot_free(struct unwind_snapshot *snap);
 
 /* Unwind a snapshot (thread may be running again): ips[0] is the pc of the innermost frame,
  * the others are return addresses. *truncated is set when the walk stopped because the
- * snapshot ended or max was reached, rather than at the outermost frame. */
+ * snapshot ended or max was reached, rather than at the outermost frame. E_AGAIN: a partial
+ * snapshot whose walk needed a register it does not have, or did not reach the outermost
+ * frame (nothing in ips is to be used). */
 int unwind_frames(struct unwinder *u, const struct unwind_snapshot *snap, uint64_t *ips, size_t max,
 		  size_t *n, bool *truncated, struct err *e);
 

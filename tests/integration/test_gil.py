@@ -275,3 +275,52 @@ def test_native_split(debian_interp, ext_dir_debian, start, tmp_path, mode):
     assert len(contenders) == 4, summary
     near(sum(s["held"] for s in contenders) / 4, 25, "mean contender held (--native)", summary)
     near(sum(s["waiting"] for s in contenders) / 4, 75, "mean contender waiting (--native)", summary)
+
+
+def test_native_waiters_read_asleep(interp, start, tmp_path):
+    """--native, a thread asleep waiting for the GIL is read without a pause (3.7+): its pc and sp
+    from /proc/PID/task/TID/syscall, its stack copied while it sleeps, checked afterwards to
+    have stayed asleep. Its merged stack is the one a pause shows: contend() over the native
+    frames of the GIL wait, with no merge mismatch."""
+    w = start(interp, "gil_contention.py", ["--threads", 4, "--seconds", 120])
+    out = str(tmp_path / "gil-native.txt")
+    rc, _, stderr = run_mixspy(["record", "--native", "--pid", w.pid, "--duration", 3, "--rate", 50, "--format",
+                                "raw", "--gil-split", "--threads", "--output", out],
+                               timeout=60, env={"MIXSPY_STATS": "1"})
+    assert_not_stopped(w.pid)
+    assert rc == 0, stderr
+    m = STATS_RE.search(stderr)
+    assert m, "no stats line:\n%s" % stderr
+    pauses, unpaused = int(m.group(1)), int(m.group(2))
+    mm = re.search(r"Native merge mismatches: (\d+) of (\d+) samples", stderr)
+    assert mm and int(mm.group(1)) == 0, stderr
+    with open(out, encoding="utf-8") as f:
+        raw = f.read()
+    contend_lines = {harness.marker_line(os.path.join(harness.NATIVE_EXT, "gil_contention.py"), "# CONTEND-LINE") + d
+                     for d in (-2, -1, 0)}
+    waiting = in_futex = 0
+    for labels, count in raw_stacks(raw):
+        name = thread_name_of(labels[1])
+        if labels[0] != "waiting" or not name or not name.startswith("contender-"):
+            continue
+        waiting += count
+        frames = [harness.parse_frame_label(x) for x in labels[2:]]
+        names = [f.name for f in frames]
+        assert "contend" in names, "a waiting contender's stack must hold contend(): %r" % (labels,)
+        at = names.index("contend")
+        assert frames[at].line in contend_lines, labels
+        # under contend(), only the native frames of the wait (taking the GIL, or handing it
+        # over on its switch condition), down to the futex
+        below = frames[at + 1:]
+        assert below and all(not (f.file or "").endswith(".py") for f in below), labels
+        # asleep on the GIL: the leaf is libc's futex wait (or the wake of a hand-over); a libc
+        # without symbols (beside Debian unstable's 3.14) names it by address only
+        leaf = below[-1]
+        if "futex" in leaf.name or "lll_" in leaf.name or (leaf.file or "").startswith("libc.so"):
+            in_futex += count
+    assert waiting > 0, raw
+    assert in_futex >= waiting * 0.9, "futex leaf in %d of %d waiting samples:\n%s" % (in_futex, waiting, raw)
+    if interp.version[:2] < (3, 7):
+        assert unpaused == 0, stderr
+    else:
+        assert unpaused >= waiting / 2, "unpaused %d, waiting samples %d, pauses %d" % (unpaused, waiting, pauses)
