@@ -151,9 +151,18 @@ static double exp_gap(double rate, uint64_t *rng)
 	return -log(u) / rate;
 }
 
-/* Sleep until t (CLOCK_MONOTONIC); a SIGCHLD wakes it to forward signals to seized threads. */
+/* Sleep until t (CLOCK_MONOTONIC); a SIGCHLD wakes it to forward signals to seized threads.
+ * Every pause of the tick just sampled left a SIGCHLD pending (blocked meanwhile): taken here,
+ * it would end the sleep at once - a signal delivery and a second sleep each tick. So it is
+ * taken off first, and what it may have reported besides our stops is serviced (one peek). */
 static void sleep_until(struct sampler *sm, double t)
 {
+	sigset_t child;
+	sigemptyset(&child);
+	sigaddset(&child, SIGCHLD);
+	struct timespec zero = { 0, 0 };
+	if (sigtimedwait(&child, NULL, &zero) == SIGCHLD)
+		sampler_service(sm);
 	for (;;) {
 		double now = now_monotonic();
 		if (now >= t || sleep_signalled(NULL, t - now) == 0 || sampler_stop_signal)

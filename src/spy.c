@@ -251,6 +251,7 @@ static int read_syscall_file(struct spy *s, pid_t tid, struct sys_state *st)
  * with what its syscall file said when they were read. */
 struct sched_memo {
 	uint64_t runtime, runs;
+	bool timed;          /* runtime and runs were read */
 	uint64_t run;        /* as s->running holds it */
 	struct sys_state sys;
 };
@@ -284,23 +285,25 @@ static bool read_schedstat(struct spy *s, pid_t tid, uint64_t v[2])
 static int read_syscall_memo(struct spy *s, pid_t tid, struct sys_state *sys)
 {
 	struct hmap *prev = &s->memo_ix[s->memo_cur ^ 1], *cur = &s->memo_ix[s->memo_cur];
-	uint64_t st[2], ix;
-	bool have = read_schedstat(s, tid, st);
-	if (have && hmap_get(prev, (uint64_t)tid, &ix)) {
-		const struct sched_memo *m = &s->memo[s->memo_cur ^ 1].v[ix];
-		if (m->runtime == st[0] && m->runs == st[1] && !(m->run & 1)) {
-			*sys = m->sys;
-			struct sched_memo keep = *m;
-			hmap_put(cur, (uint64_t)tid, s->memo[s->memo_cur].n);
-			vec_push(&s->memo[s->memo_cur], keep);
-			return 0;
-		}
+	uint64_t st[2] = { 0, 0 }, ix;
+	const struct sched_memo *m = hmap_get(prev, (uint64_t)tid, &ix) ? &s->memo[s->memo_cur ^ 1].v[ix] : NULL;
+	/* Python-only, a thread that was waiting for the GIL last tick wakes every few milliseconds
+	 * (its timed wait): its schedstat will have moved, so it is not read. (--native checks the
+	 * schedstat of the threads it reads asleep, so it reads them all.) */
+	bool skip = !s->o.native && m && m->sys.nr >= 0 && m->sys.arg0 >= s->gil_lo && m->sys.arg0 < s->gil_hi;
+	bool have = !skip && read_schedstat(s, tid, st);
+	if (have && m && m->timed && m->runtime == st[0] && m->runs == st[1] && !(m->run & 1)) {
+		*sys = m->sys;
+		struct sched_memo keep = *m;
+		hmap_put(cur, (uint64_t)tid, s->memo[s->memo_cur].n);
+		vec_push(&s->memo[s->memo_cur], keep);
+		return 0;
 	}
 	int r = read_syscall_file(s, tid, sys);
-	if (r >= 0 && have) {
-		struct sched_memo m = { st[0], st[1], (uint64_t)r | RUN_SYSCALL | (uint64_t)(sys->nr + 2) << 8, *sys };
+	if (r >= 0) {
+		struct sched_memo n = { st[0], st[1], have, (uint64_t)r | RUN_SYSCALL | (uint64_t)(sys->nr + 2) << 8, *sys };
 		hmap_put(cur, (uint64_t)tid, s->memo[s->memo_cur].n);
-		vec_push(&s->memo[s->memo_cur], m);
+		vec_push(&s->memo[s->memo_cur], n);
 	}
 	return r;
 }
@@ -312,7 +315,7 @@ static const struct sched_memo *asleep_memo(const struct spy *s, pid_t tid)
 	if (!hmap_get(&s->memo_ix[s->memo_cur], (uint64_t)tid, &ix))
 		return NULL;
 	const struct sched_memo *m = &s->memo[s->memo_cur].v[ix];
-	return !(m->run & 1) && m->sys.sp && m->sys.pc ? m : NULL;
+	return !(m->run & 1) && m->timed && m->sys.sp && m->sys.pc ? m : NULL;
 }
 
 /* The running state of each OS thread that a Python thread may look up. When every Python
@@ -648,8 +651,14 @@ static int sample_thread(struct spy *s, struct py_thread *th, const struct threa
 		fw = futex_wait_of(s, th->os_tid, s->gil_lo, s->gil_hi, true, &now_asleep);
 		if (!now_asleep)
 			return SAMPLE_RETRY;
-	} else if (pl->check_futex && paused && !pl->asleep) {
-		fw = futex_wait_of(s, th->os_tid, s->gil_lo, s->gil_hi, true, NULL);
+	} else if (pl->check_futex && paused) {
+		/* read again even for a thread asleep before: it may have woken since, and the state
+		 * must be the one of the stack copied now (stopped outside any system call, it was
+		 * running) */
+		bool in_syscall = true;
+		fw = futex_wait_of(s, th->os_tid, s->gil_lo, s->gil_hi, true, &in_syscall);
+		if (!in_syscall)
+			running = 1;
 	}
 	bool futex_waiting = fw == FUTEX_GIL;
 	/* Runnable only because our last pause woke it from its lock: it is parked. */

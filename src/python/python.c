@@ -581,14 +581,13 @@ int py_gil_holder(struct py_proc *p, uint64_t *tstate)
 			return E_NOTPY;
 		return target_read_u64(p->t, p->runtime + (uint64_t)L->runtime_tstate_current, tstate);
 	case PYGIL_INTERP_GIL_PTR: {
-		uint64_t gil;
 		int32_t locked;
-		if (target_read_u64(p->t, p->interp + (uint64_t)L->interp_ceval_gil, &gil) || !gil ||
-		    target_read(p->t, gil + (uint64_t)L->gil_locked, &locked, 4))
+		if ((!p->gil_ptr && target_read_u64(p->t, p->interp + (uint64_t)L->interp_ceval_gil, &p->gil_ptr)) ||
+		    !p->gil_ptr || target_read(p->t, p->gil_ptr + (uint64_t)L->gil_locked, &locked, 4))
 			return E_READ;
 		if (!locked)
 			return 0;
-		return target_read_u64(p->t, gil + (uint64_t)L->gil_last_holder, tstate);
+		return target_read_u64(p->t, p->gil_ptr + (uint64_t)L->gil_last_holder, tstate);
 	}
 	}
 	return E_INTERNAL;
@@ -700,11 +699,7 @@ int py_gil_sync_range(struct py_proc *p, uint64_t *lo, uint64_t *hi)
 int py_read_threads(struct py_proc *p, struct py_thread **threads, size_t *n, struct err *e)
 {
 	const struct py_layout *L = &p->layout;
-	uint64_t ts;
-	if (target_read_u64(p->t, p->interp + (uint64_t)L->interp_tstate_head, &ts))
-		return err_set(e, target_alive(p->t) ? E_READ : E_NOPROC, "Failed to read the thread list");
-	uint64_t holder = 0;
-	py_gil_holder(p, &holder);
+	uint64_t ts = 0;
 	uint8_t tbuf[512];
 	int fields[] = { L->tstate_next, L->tstate_interp, L->tstate_thread_id, L->tstate_native_thread_id,
 			 L->tstate_holds_gil, L->tstate_status };
@@ -712,21 +707,39 @@ int py_read_threads(struct py_proc *p, struct py_thread **threads, size_t *n, st
 	if (want > sizeof tbuf)
 		return err_set(e, target_alive(p->t) ? E_READ : E_NOPROC, "Failed to read a thread state");
 	/* The thread list rarely changes between ticks: read the last tick's thread states in one
-	 * vectored read, and use each copy only where the list's next pointer leads to it. */
+	 * vectored read, and use each copy only where the list's next pointer leads to it. The head
+	 * of the list and who holds the GIL come with them (where the GIL's address is known). */
 	size_t nprev = p->ts_prev.n;
-	if (nprev) {
-		if (p->ts_cap < nprev * want) {
-			p->ts_cap = nprev * want;
-			p->ts_buf = xrealloc(p->ts_buf, p->ts_cap);
-		}
-		vec_reserve(&p->ts_iov, nprev);
-		vec_reserve(&p->ts_ok, nprev);
-		for (size_t k = 0; k < nprev; k++) {
-			p->ts_iov.v[k] = (struct target_iov){ p->ts_prev.v[k], p->ts_buf + k * want, want };
-			p->ts_ok.v[k] = false;
-		}
-		target_readv(p->t, p->ts_iov.v, nprev, p->ts_ok.v);
+	if (p->ts_cap < nprev * want) {
+		p->ts_cap = nprev * want;
+		p->ts_buf = xrealloc(p->ts_buf, p->ts_cap);
 	}
+	vec_reserve(&p->ts_iov, nprev + 3);
+	vec_reserve(&p->ts_ok, nprev + 3);
+	for (size_t k = 0; k < nprev; k++)
+		p->ts_iov.v[k] = (struct target_iov){ p->ts_prev.v[k], p->ts_buf + k * want, want };
+	size_t m = nprev;
+	p->ts_iov.v[m++] = (struct target_iov){ p->interp + (uint64_t)L->interp_tstate_head, &ts, 8 };
+	uint64_t holder = 0, gil_holder = 0;
+	int32_t gil_locked = 0;
+	bool holder_batched = false;
+	if (L->gil_model == PYGIL_RUNTIME_TSTATE && p->runtime && L->runtime_tstate_current >= 0) {
+		p->ts_iov.v[m++] = (struct target_iov){ p->runtime + (uint64_t)L->runtime_tstate_current, &holder, 8 };
+		holder_batched = true;
+	} else if (L->gil_model == PYGIL_INTERP_GIL_PTR && p->gil_ptr && L->gil_locked >= 0 && L->gil_last_holder >= 0) {
+		p->ts_iov.v[m++] = (struct target_iov){ p->gil_ptr + (uint64_t)L->gil_locked, &gil_locked, 4 };
+		p->ts_iov.v[m++] = (struct target_iov){ p->gil_ptr + (uint64_t)L->gil_last_holder, &gil_holder, 8 };
+		holder_batched = true;
+	}
+	memset(p->ts_ok.v, 0, m * sizeof(bool));
+	target_readv(p->t, p->ts_iov.v, m, p->ts_ok.v);
+	if (!p->ts_ok.v[nprev])
+		return err_set(e, target_alive(p->t) ? E_READ : E_NOPROC, "Failed to read the thread list");
+	bool holder_ok = holder_batched && p->ts_ok.v[nprev + 1] && (m < nprev + 3 || p->ts_ok.v[nprev + 2]);
+	if (holder_ok && L->gil_model == PYGIL_INTERP_GIL_PTR)
+		holder = gil_locked ? gil_holder : 0;
+	else if (!holder_ok)
+		py_gil_holder(p, &holder);   /* (3.12+: finds and keeps the GIL's address) */
 	size_t count = 0;
 	for (; ts && count < MAX_THREADS; count++) {
 		if (count >= p->threads.n) {

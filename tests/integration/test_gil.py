@@ -165,9 +165,12 @@ def test_contention_waiting(interp, start, tmp_path):
     else:
         for name, s in zip(contenders, splits):
             assert s["held"] >= 5, "%s: never held the GIL? %s" % (name, detail)
-    # One thread holds the GIL at a time (3.2+: all the time): the others wait for it.
+    # One thread holds the GIL at a time (3.2+: all the time): the others wait for it. (2.7's
+    # holder is read once a tick - it changes hands every 100 bytecodes - so under load a
+    # contender that took it since reads as running without it: "released" counts with waiting.)
     near(sum(s["held"] for s in splits) / 4, held, "mean contender held", detail)
-    near(sum(s["waiting"] for s in splits) / 4, 100 - held, "mean contender waiting", detail)
+    waits = [s["waiting"] + (s["released"] if interp.version[:2] < (3, 2) else 0) for s in splits]
+    near(sum(waits) / 4, 100 - held, "mean contender waiting", detail)
     for name, s in zip(contenders, splits):
         assert s["waiting"] >= 40, "%s: waiting must be visible: %s" % (name, detail)
 
