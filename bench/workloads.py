@@ -6,12 +6,21 @@
   mixed    tests/native_ext/mixed_native.py's two shapes (Python -> C -> C, C -> Python -> C)
   numpy    tests/native_ext/numpy_work.py's hot path: numpy.dot and numpy.sort alternating
 
+  clock    200 frames deep like `deep`, but the innermost loop reads the clock on every turn and
+           notes each stall longer than 4 us (--stamps only): what a pause costs, seen from inside
+
 Writes "ready\\n<pid>" to READY, waits for the file GO (so that a profiler can attach first), does a
 fixed amount of work and prints the seconds it took. With --seconds S it instead repeats the work
-until S seconds have passed (a steady target for rate and start-up measurements). Python 3 only.
+until S seconds have passed (a steady target for rate and start-up measurements). With --stamps
+PATH it repeats small units of the work until SIGUSR1 and then writes the CLOCK_MONOTONIC time at
+which each unit ended to PATH (doubles; for `clock`, the start and end of each stall): bench.py
+compares the rate of work while a profiler samples with the rate around it, in the same process.
+Python 3 only.
 """
 import argparse
+import array
 import os
+import signal
 import sys
 import threading
 import time
@@ -96,16 +105,106 @@ def run_numpy(state, scale):
         mod.sort_rows(big)
 
 
+# --stamps: units of work, each a few milliseconds at most, until SIGUSR1 ends the run
+STOP = threading.Event()
+
+
+def clock_spin(gaps, n):
+    pc = time.perf_counter
+    last = pc()
+    for _ in range(n):
+        t = pc()
+        if t - last > 4e-6:
+            gaps.append(last)
+            gaps.append(t)
+        last = t
+
+
+def clock_deep(n, gaps):
+    if n:
+        return clock_deep(n - 1, gaps)
+    return clock_spin(gaps, 20000)
+
+
+def stamped_units(kind, ext):
+    """The unit of work of kind, as a function of no arguments, run by each working thread."""
+    if kind == "deep":
+        return lambda: deep(DEPTH, 20000)
+    if kind == "mixed":
+        mod = load_mixed(ext)
+        return lambda: (mod.py_outer(1000000), mod.py_caller(1000000))
+    if kind == "numpy":
+        mod, a, b, big = load_numpy()
+        units = [lambda: mod.matmul(a, b), lambda: mod.sort_rows(big)]
+        turn = [0]
+
+        def unit():
+            turn[0] ^= 1
+            units[turn[0]]()
+        return unit
+    return lambda: spin(10000)
+
+
+def run_stamped(a):
+    """--stamps: work until SIGUSR1, noting when each unit ends (`clock`: each stall)."""
+    signal.signal(signal.SIGUSR1, lambda *_: STOP.set())
+    stamps = array.array("d")
+    pc = time.perf_counter
+
+    def worker(unit):
+        while not STOP.is_set():
+            unit()
+            stamps.append(pc())
+
+    def clock_worker():
+        while not STOP.is_set():
+            clock_deep(DEPTH, stamps)
+
+    if a.kind == "clock":
+        workers = [threading.Thread(target=clock_worker)]
+    elif a.kind == "threads":
+        idle = [threading.Thread(target=STOP.wait, daemon=True) for _ in range(IDLE)]
+        for t in idle:
+            t.start()
+        unit = stamped_units(a.kind, a.ext)
+        workers = [threading.Thread(target=worker, args=(unit,), name="busy%d" % i) for i in range(BUSY)]
+    else:
+        workers = [threading.Thread(target=worker, args=(stamped_units(a.kind, a.ext),))]
+    if a.kind != "threads":
+        # Single-threaded kinds work in the main thread, where the signal handler runs.
+        with open(a.ready + ".tmp", "w") as f:
+            f.write("ready\n%d\n" % os.getpid())
+        os.rename(a.ready + ".tmp", a.ready)
+        workers[0].run()
+    else:
+        for t in workers:
+            t.start()
+        with open(a.ready + ".tmp", "w") as f:
+            f.write("ready\n%d\n" % os.getpid())
+        os.rename(a.ready + ".tmp", a.ready)
+        while not STOP.wait(1.0):
+            pass
+        for t in workers:
+            t.join()
+    with open(a.stamps + ".tmp", "wb") as f:
+        stamps.tofile(f)
+    os.rename(a.stamps + ".tmp", a.stamps)
+    os._exit(0)
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("kind", choices=("deep", "threads", "mixed", "numpy"))
+    p.add_argument("kind", choices=("deep", "threads", "mixed", "numpy", "clock"))
     p.add_argument("ready")
     p.add_argument("go")
     p.add_argument("--ext")
     p.add_argument("--scale", type=float, default=1.0)
     p.add_argument("--seconds", type=float, default=0.0)
+    p.add_argument("--stamps")
     a = p.parse_args()
     sys.setrecursionlimit(10000)
+    if a.stamps:
+        return run_stamped(a)
     if a.kind == "deep":
         work = lambda: run_deep(a.scale)  # noqa: E731
     elif a.kind == "threads":
