@@ -114,7 +114,7 @@ struct unwinder {
 	size_t live_len;
 	uint64_t walk_top;      /* highest stack byte (from sp) the walk read, snapshot or live */
 	uint32_t regs_known;    /* bit per register of regs: known (a partial snapshot knows two) */
-	bool reg_missing;       /* the walk asked for a register it does not know */
+	bool snap_short;        /* the walk needed what a partial snapshot lacks (a register, more stack) */
 	bool read_live;         /* the walk read stack memory outside its snapshot */
 	VEC(struct walk_read) walk_reads;   /* what a partial snapshot's walk read of it, in order */
 	struct hmap walks;      /* tid -> its last walk of a partial snapshot (struct walk_memo *) */
@@ -435,6 +435,12 @@ static int unwind_read(struct unwinder *u, uint64_t addr, void *out, size_t len)
 		if (m && module_read(m, addr, out, len))
 			return 0;
 	}
+	/* A thread read asleep was checked to have slept while its copy was taken, not since: a
+	 * walk of its copy that needs more of its stack fails (it is paused and read again). */
+	if (s && s->partial && addr >= s->sp && (!s->stack_end || addr < s->stack_end)) {
+		u->snap_short = true;
+		return -1;
+	}
 	/* Live: fetch a block from here up (the walk goes towards higher addresses). */
 	uint64_t base = addr & ~(uint64_t)4095;
 	uint64_t want = UNWIND_LIVE_BLOCK;
@@ -502,7 +508,7 @@ static int acc_access_reg(unw_addr_space_t as, unw_regnum_t reg, unw_word_t *val
 		u->regs[reg] = *val;
 		u->regs_known |= 1u << reg;
 	} else if (!(u->regs_known & (1u << reg))) {
-		u->reg_missing = true;
+		u->snap_short = true;
 		return -UNW_EBADREG;
 	} else {
 		*val = u->regs[reg];
@@ -641,7 +647,7 @@ static int manual_step(struct unwinder *u)
 	} else {
 		/* Frame pointer: [rbp] = caller's rbp, [rbp+8] = return address. */
 		if (!(u->regs_known & (1u << UNW_X86_64_RBP))) {
-			u->reg_missing = true;
+			u->snap_short = true;
 			return -1;
 		}
 		if (bp <= sp || bp - sp > UNWIND_MAX_FRAME || (bp & 7))
@@ -808,9 +814,98 @@ int unwind_capture(struct unwinder *u, pid_t tid, struct unwind_snapshot *snap, 
 	return 0;
 }
 
+/*
+ * A thread asleep in the same call as at its last walk - same pc, same sp, and the same values
+ * in every stack word that walk read - walks to the same frames: a partial snapshot knows no
+ * other register, and a walk that read no memory outside its snapshot (module images aside,
+ * which do not change) depends on nothing else. Its last walk is kept (one per thread) and used
+ * again; on the 100-thread workload --native, the 19 GIL waiters' walks were most of the cost of
+ * reading them asleep. (Comparing every byte under the walk instead found a change most of the
+ * time: the deadline of a timed wait lives there.)
+ */
+#define WALK_MEMO_READS 192
+struct walk_memo {
+	uint64_t pc, sp;
+	size_t nips, nreads;
+	bool truncated;
+	uint64_t ips[64];
+	struct walk_read reads[WALK_MEMO_READS];   /* what the walk read of its snapshot */
+};
+
+#define WALK_MEMO_THREADS 4096
+
+static void walk_memos_free(struct unwinder *u)
+{
+	size_t it = 0;
+	uint64_t k, v;
+	while (hmap_next(&u->walks, &it, &k, &v))
+		free((void *)(uintptr_t)v);
+	hmap_clear(&u->walks);
+}
+
+static bool walk_memo_use(struct unwinder *u, const struct unwind_snapshot *snap, uint64_t *ips, size_t max,
+			  size_t *n, bool *truncated)
+{
+	uint64_t v;
+	if (!snap->partial || !hmap_get(&u->walks, (uint64_t)snap->tid, &v))
+		return false;
+	const struct walk_memo *m = (const struct walk_memo *)(uintptr_t)v;
+	if (m->pc != snap->regs.rip || m->sp != snap->sp || m->nips > max)
+		return false;
+	const uint8_t *stack = snap->stack + snap->stack_skip;
+	for (size_t i = 0; i < m->nreads; i++) {
+		const struct walk_read *r = &m->reads[i];
+		if (r->off + r->len > snap->stack_len || memcmp(stack + r->off, r->bytes, r->len) != 0)
+			return false;
+	}
+	memcpy(ips, m->ips, m->nips * sizeof *ips);
+	*n = m->nips;
+	*truncated = m->truncated;
+	return true;
+}
+
+static void walk_memo_keep(struct unwinder *u, const struct unwind_snapshot *snap, const uint64_t *ips, size_t n,
+			   bool truncated)
+{
+	uint64_t v;
+	struct walk_memo *m = hmap_get(&u->walks, (uint64_t)snap->tid, &v) ? (struct walk_memo *)(uintptr_t)v : NULL;
+	if (u->read_live || u->walk_reads.n > WALK_MEMO_READS || n > sizeof m->ips / sizeof m->ips[0]) {
+		if (m)
+			m->pc = 0;   /* nothing kept */
+		return;
+	}
+	if (!m) {
+		if (u->walks.n >= WALK_MEMO_THREADS)
+			walk_memos_free(u);   /* threads come and go: start afresh */
+		m = xmalloc(sizeof *m);
+		hmap_put(&u->walks, (uint64_t)snap->tid, (uint64_t)(uintptr_t)m);
+	}
+	m->pc = snap->regs.rip;
+	m->sp = snap->sp;
+	m->nips = n;
+	m->truncated = truncated;
+	memcpy(m->ips, ips, n * sizeof *ips);
+	m->nreads = u->walk_reads.n;
+	memcpy(m->reads, u->walk_reads.v, m->nreads * sizeof m->reads[0]);
+}
+
 struct target_iov unwind_asleep_range(struct unwinder *u, pid_t tid, uint64_t sp)
 {
 	size_t want = stack_want(u, tid);
+	/* Asleep at the same sp as at its last walk: that walk will most likely be used again, and
+	 * it needs only the words it read - a few hundred bytes instead of kilobytes. (Should it
+	 * not hold, the walk reads the rest of the stack live: the thread is checked afterwards to
+	 * have stayed asleep meanwhile.) */
+	uint64_t v;
+	if (hmap_get(&u->walks, (uint64_t)tid, &v)) {
+		const struct walk_memo *m = (const struct walk_memo *)(uintptr_t)v;
+		size_t end = 0;
+		for (size_t i = 0; m->pc && m->sp == sp && i < m->nreads; i++)
+			if (m->reads[i].off + m->reads[i].len > end)
+				end = m->reads[i].off + m->reads[i].len;
+		if (end && end < want)
+			want = end;
+	}
 	const struct map *mp = target_map_at(u->t, sp);
 	if (mp && mp->end - sp < want)
 		want = (size_t)(mp->end - sp);
@@ -887,81 +982,6 @@ static void regs_from_cursor(struct unwinder *u, unw_cursor_t *c)
 	u->regs_known = known;
 }
 
-/*
- * A thread asleep in the same call as at its last walk - same pc, same sp, and the same values
- * in every stack word that walk read - walks to the same frames: a partial snapshot knows no
- * other register, and a walk that read no memory outside its snapshot (module images aside,
- * which do not change) depends on nothing else. Its last walk is kept (one per thread) and used
- * again; on the 100-thread workload --native, the 19 GIL waiters' walks were most of the cost of
- * reading them asleep. (Comparing every byte under the walk instead found a change most of the
- * time: the deadline of a timed wait lives there.)
- */
-#define WALK_MEMO_READS 192
-struct walk_memo {
-	uint64_t pc, sp;
-	size_t nips, nreads;
-	bool truncated;
-	uint64_t ips[64];
-	struct walk_read reads[WALK_MEMO_READS];   /* what the walk read of its snapshot */
-};
-
-#define WALK_MEMO_THREADS 4096
-
-static void walk_memos_free(struct unwinder *u)
-{
-	size_t it = 0;
-	uint64_t k, v;
-	while (hmap_next(&u->walks, &it, &k, &v))
-		free((void *)(uintptr_t)v);
-	hmap_clear(&u->walks);
-}
-
-static bool walk_memo_use(struct unwinder *u, const struct unwind_snapshot *snap, uint64_t *ips, size_t max,
-			  size_t *n, bool *truncated)
-{
-	uint64_t v;
-	if (!snap->partial || !hmap_get(&u->walks, (uint64_t)snap->tid, &v))
-		return false;
-	const struct walk_memo *m = (const struct walk_memo *)(uintptr_t)v;
-	if (m->pc != snap->regs.rip || m->sp != snap->sp || m->nips > max)
-		return false;
-	const uint8_t *stack = snap->stack + snap->stack_skip;
-	for (size_t i = 0; i < m->nreads; i++) {
-		const struct walk_read *r = &m->reads[i];
-		if (r->off + r->len > snap->stack_len || memcmp(stack + r->off, r->bytes, r->len) != 0)
-			return false;
-	}
-	memcpy(ips, m->ips, m->nips * sizeof *ips);
-	*n = m->nips;
-	*truncated = m->truncated;
-	return true;
-}
-
-static void walk_memo_keep(struct unwinder *u, const struct unwind_snapshot *snap, const uint64_t *ips, size_t n,
-			   bool truncated)
-{
-	uint64_t v;
-	struct walk_memo *m = hmap_get(&u->walks, (uint64_t)snap->tid, &v) ? (struct walk_memo *)(uintptr_t)v : NULL;
-	if (u->read_live || u->walk_reads.n > WALK_MEMO_READS || n > sizeof m->ips / sizeof m->ips[0]) {
-		if (m)
-			m->pc = 0;   /* nothing kept */
-		return;
-	}
-	if (!m) {
-		if (u->walks.n >= WALK_MEMO_THREADS)
-			walk_memos_free(u);   /* threads come and go: start afresh */
-		m = xmalloc(sizeof *m);
-		hmap_put(&u->walks, (uint64_t)snap->tid, (uint64_t)(uintptr_t)m);
-	}
-	m->pc = snap->regs.rip;
-	m->sp = snap->sp;
-	m->nips = n;
-	m->truncated = truncated;
-	memcpy(m->ips, ips, n * sizeof *ips);
-	m->nreads = u->walk_reads.n;
-	memcpy(m->reads, u->walk_reads.v, m->nreads * sizeof m->reads[0]);
-}
-
 int unwind_frames(struct unwinder *u, const struct unwind_snapshot *snap, uint64_t *ips, size_t max,
 		  size_t *n, bool *truncated, struct err *e)
 {
@@ -975,7 +995,7 @@ int unwind_frames(struct unwinder *u, const struct unwind_snapshot *snap, uint64
 	u->walk_top = 0;
 	regs_from_snapshot(u->regs, &snap->regs);
 	u->regs_known = snap->partial ? 1u << UNW_X86_64_RIP | 1u << UNW_X86_64_RSP : (1u << (UNW_X86_64_RIP + 1)) - 1;
-	u->reg_missing = false;
+	u->snap_short = false;
 	u->read_live = false;
 	u->walk_reads.n = 0;
 	if (walk_memo_use(u, snap, ips, max, n, truncated)) {
@@ -1038,7 +1058,7 @@ int unwind_frames(struct unwinder *u, const struct unwind_snapshot *snap, uint64
 	hmap_put(&u->stack_need, (uint64_t)snap->tid, u->walk_top > need ? u->walk_top : need);
 	u->snap = NULL;
 	u->live_len = 0;
-	if (snap->partial && (u->reg_missing || *truncated)) {
+	if (snap->partial && (u->snap_short || *truncated)) {
 		*n = 0;
 		return err_set(e, E_AGAIN, "the walk of a sleeping thread needs more than its pc and sp");
 	}
