@@ -8,7 +8,7 @@
 #   make test-asan       mixspy and the unit tests built with ASan+UBSan into build-asan/, run the
 #                        unit tests and the fault / bad-input integration tests with that binary
 #   make test-valgrind   valgrind over the unit tests and `mixspy record --native -d 2` of the
-#                        mixed workload
+#                        mixed workload, then of the GIL contention workload (Python-only and --native)
 #
 # The fuzzers link the library objects they exercise, compiled again by clang with
 # -fsanitize=fuzzer-no-link,address,undefined; the frame and object fuzzers link
@@ -126,4 +126,10 @@ test-valgrind: mixspy $(UNIT_BIN)
 	sh tests/native_ext/build.sh $(VG_PY) $(BUILD)/valgrind/ext >/dev/null
 	$(VALGRIND) ./mixspy record --native -d 2 -r 50 --format raw -o $(BUILD)/valgrind/mixed.txt -- \
 		$(VG_PY) tests/native_ext/mixed_native.py --ext $(BUILD)/valgrind/ext --seconds 4
-	@test -s $(BUILD)/valgrind/mixed.txt && echo "test-valgrind: clean"
+	@test -s $(BUILD)/valgrind/mixed.txt
+	@# threads asleep waiting for the GIL: read without a pause, together (Python-only and --native)
+	$(VALGRIND) ./mixspy record -d 2 -r 50 --format raw -o $(BUILD)/valgrind/gil.txt -- \
+		$(VG_PY) tests/native_ext/gil_contention.py --threads 4 --seconds 4
+	$(VALGRIND) ./mixspy record --native --idle -d 2 -r 50 --format raw -o $(BUILD)/valgrind/gil-native.txt -- \
+		$(VG_PY) tests/native_ext/gil_contention.py --threads 4 --seconds 4
+	@test -s $(BUILD)/valgrind/gil.txt && test -s $(BUILD)/valgrind/gil-native.txt && echo "test-valgrind: clean"
