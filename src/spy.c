@@ -110,10 +110,11 @@ static void spy_report_stats(struct spy *s)
 #define PCT(p) (n ? s->pause_us.v[(size_t)((double)(n - 1) * (p))] : 0.0f)
 	fprintf(stderr, "mixspy-stats: pid %d pauses %zu pause_us p50 %.1f p90 %.1f p99 %.1f max %.1f maxrss_kb %ld "
 		"first_sample_mono %.6f unpaused %llu last_sample_mono %.6f cpu_at_first %.6f cpu_now %.6f "
-		"reads_since_first %llu ticks_since_first %llu\n",
+		"reads_since_first %llu ticks_since_first %llu watched %llu\n",
 		(int)s->t.pid, n, PCT(0.5), PCT(0.9), PCT(0.99), PCT(1.0), rss_kb, s->first_sample_mono,
 		(unsigned long long)s->unpaused_reads, s->last_sample_mono, s->cpu_at_first, cpu_seconds(),
-		(unsigned long long)(s->t.reads - s->reads_at_first), (unsigned long long)s->ticks_since_first);
+		(unsigned long long)(s->t.reads - s->reads_at_first), (unsigned long long)s->ticks_since_first,
+		(unsigned long long)s->watched_reads);
 #undef PCT
 }
 
@@ -137,6 +138,7 @@ void spy_close(struct spy *s)
 	for (int k = 0; k < 2; k++) {
 		vec_free(&s->memo[k]);
 		hmap_free(&s->memo_ix[k]);
+	hmap_free(&s->watch_rest);
 	}
 	hmap_free(&s->ns_tids);
 	hmap_free(&s->running);
@@ -254,7 +256,15 @@ struct sched_memo {
 	bool timed;          /* runtime and runs were read */
 	uint64_t run;        /* as s->running holds it */
 	struct sys_state sys;
+	bool watched;        /* its switch watch's head, read before the files (target_watch) */
+	uint64_t head;
+	uint8_t moved;       /* ticks in a row that the head moved */
 };
+
+/* A watched thread whose head moved this many ticks in a row is not watched (a note at each of
+ * its switches costs it more than a read a tick costs us) for WATCH_REST ticks. */
+#define WATCH_MOVES 4
+#define WATCH_REST 64
 
 /* Into v: the thread's CPU time and count of times it ran; false when unknown (a kernel built
  * without sched_info prints zeros). */
@@ -282,11 +292,35 @@ static bool read_schedstat(struct spy *s, pid_t tid, uint64_t v[2])
  * 100-thread workload, the syscall files of its 80 idle threads were half of mixspy's CPU time.
  * The memo is read before the syscall file, so a thread that runs between the two reads shows
  * moved CPU time next tick. Returns what read_syscall_file returns. */
+static void memo_keep(struct spy *s, pid_t tid, const struct sched_memo *m)
+{
+	hmap_put(&s->memo_ix[s->memo_cur], (uint64_t)tid, s->memo[s->memo_cur].n);
+	vec_push(&s->memo[s->memo_cur], *m);
+}
+
 static int read_syscall_memo(struct spy *s, pid_t tid, struct sys_state *sys)
 {
-	struct hmap *prev = &s->memo_ix[s->memo_cur ^ 1], *cur = &s->memo_ix[s->memo_cur];
-	uint64_t st[2] = { 0, 0 }, ix;
+	struct hmap *prev = &s->memo_ix[s->memo_cur ^ 1];
+	uint64_t st[2] = { 0, 0 }, ix, head = 0;
 	const struct sched_memo *m = hmap_get(prev, (uint64_t)tid, &ix) ? &s->memo[s->memo_cur ^ 1].v[ix] : NULL;
+	/* Watched: not switched in or out since last tick's read (the head did not move), it sleeps
+	 * on as read then, and nothing is read of it now. */
+	bool watched = target_switches(&s->t, tid, &head);
+	if (watched && m && m->watched && m->head == head && !(m->run & 1)) {
+		*sys = m->sys;
+		struct sched_memo keep = *m;
+		keep.moved = 0;
+		memo_keep(s, tid, &keep);
+		s->watched_reads++;
+		return 0;
+	}
+	uint8_t moved = watched && m && m->watched ? (uint8_t)(m->moved + 1) : 0;
+	if (moved >= WATCH_MOVES) {
+		target_unwatch(&s->t, tid);
+		hmap_put(&s->watch_rest, (uint64_t)tid, s->ticks + WATCH_REST);
+		watched = false;
+		moved = 0;
+	}
 	/* Python-only, a thread that was waiting for the GIL last tick wakes every few milliseconds
 	 * (its timed wait): its schedstat will have moved, so it is not read. (--native checks the
 	 * schedstat of the threads it reads asleep, so it reads them all.) */
@@ -295,17 +329,34 @@ static int read_syscall_memo(struct spy *s, pid_t tid, struct sys_state *sys)
 	if (have && m && m->timed && m->runtime == st[0] && m->runs == st[1] && !(m->run & 1)) {
 		*sys = m->sys;
 		struct sched_memo keep = *m;
-		hmap_put(cur, (uint64_t)tid, s->memo[s->memo_cur].n);
-		vec_push(&s->memo[s->memo_cur], keep);
+		keep.watched = watched;
+		keep.head = head;
+		keep.moved = moved;
+		memo_keep(s, tid, &keep);
+		/* asleep for a whole tick: watched from now on (its head is of use from the next
+		 * tick's read on, read before it) */
+		uint64_t until;
+		if (!watched && !(hmap_get(&s->watch_rest, (uint64_t)tid, &until) && until > s->ticks))
+			target_watch(&s->t, tid);
 		return 0;
 	}
 	int r = read_syscall_file(s, tid, sys);
 	if (r >= 0) {
-		struct sched_memo n = { st[0], st[1], have, (uint64_t)r | RUN_SYSCALL | (uint64_t)(sys->nr + 2) << 8, *sys };
-		hmap_put(cur, (uint64_t)tid, s->memo[s->memo_cur].n);
-		vec_push(&s->memo[s->memo_cur], n);
+		struct sched_memo n = { st[0], st[1], have, (uint64_t)r | RUN_SYSCALL | (uint64_t)(sys->nr + 2) << 8, *sys,
+					watched, head, moved };
+		memo_keep(s, tid, &n);
 	}
 	return r;
+}
+
+/* Has the thread not been on a CPU since its memo was read? Its switch watch's head, or its
+ * schedstat, did not move. */
+static bool slept_on(struct spy *s, pid_t tid, const struct sched_memo *m)
+{
+	uint64_t head, st[2];
+	if (m->watched && target_switches(&s->t, tid, &head))
+		return head == m->head;
+	return read_schedstat(s, tid, st) && st[0] == m->runtime && st[1] == m->runs;
 }
 
 /* What this tick's memo says of a thread asleep: its user sp and pc, NULL when not known. */
@@ -358,6 +409,8 @@ static void read_running(struct spy *s, const struct py_thread *threads, size_t 
 			hmap_put(&s->running, (uint64_t)tid, (uint64_t)r | RUN_SYSCALL | (uint64_t)(sys.nr + 2) << 8);
 			hmap_put(&s->sys_arg, (uint64_t)tid, sys.arg0);
 		}
+		if (s->t.watches.n > s->running.n)
+			target_watch_prune(&s->t, &s->running);   /* threads gone */
 		return;
 	}
 	if (ns)
@@ -573,9 +626,7 @@ static void read_quiet(struct spy *s, struct py_thread *threads, struct thread_p
 		 * where it sleeps - its schedstat did not move */
 		if (plan[i].quiet && plan[i].snapshot) {
 			const struct sched_memo *m = asleep_memo(s, threads[i].os_tid);
-			uint64_t st[2];
-			plan[i].quiet = m && read_schedstat(s, threads[i].os_tid, st) && st[0] == m->runtime &&
-					st[1] == m->runs;
+			plan[i].quiet = m && slept_on(s, threads[i].os_tid, m);
 		}
 		if (!plan[i].quiet && plan[i].snapshot) {
 			native_snapshot_free(plan[i].snapshot);
@@ -753,6 +804,7 @@ int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct e
 	s->frame_starts.n = 0;
 	s->sample_threads.n = 0;
 
+	s->ticks++;
 	native_check_maps(s, t);
 	int rc = py_read_threads(s->py, &threads, &nthreads, e);
 	if (rc)

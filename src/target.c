@@ -14,7 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/perf_event.h>
+#include <sys/mman.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/user.h>
@@ -235,6 +238,8 @@ void target_close(struct target *t)
 	t->exe = t->cmdline = t->maps_raw = NULL;
 	target_task_files_trim(t, 0);
 	hmap_free(&t->task_fds);
+	target_watch_prune(t, NULL);
+	hmap_free(&t->watches);
 }
 
 static int errno_to_code(int err)
@@ -683,6 +688,86 @@ ssize_t target_task_read(struct target *t, pid_t tid, int file, char *buf, size_
 		return -1;
 	buf[r] = 0;
 	return r;
+}
+
+/* One data page: the ring is mapped read-only, so the kernel overwrites it and its head only
+ * ever moves forward; nothing in it is read. */
+#define WATCH_PAGES 2
+#define MAX_WATCHES 4096
+
+static size_t watch_len(void)
+{
+	return WATCH_PAGES * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+int target_watch(struct target *t, pid_t tid)
+{
+	uint64_t v;
+	if (hmap_get(&t->watches, (uint64_t)(uint32_t)tid, &v))
+		return 0;
+	if (t->watch_off || t->watches.n >= MAX_WATCHES)
+		return -1;
+	if (getenv("MIXSPY_NO_SWITCH_WATCH")) {
+		t->watch_off = true;
+		return -1;
+	}
+	struct perf_event_attr a;
+	memset(&a, 0, sizeof a);
+	a.size = sizeof a;
+	a.type = PERF_TYPE_SOFTWARE;
+	a.config = PERF_COUNT_SW_DUMMY;
+	a.context_switch = 1;
+	a.exclude_kernel = 1;
+	a.exclude_hv = 1;
+	int fd = (int)syscall(SYS_perf_event_open, &a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+	if (fd < 0) {
+		/* gone, or out of descriptors for now; anything else will not change */
+		if (errno != ESRCH && errno != EMFILE && errno != ENFILE)
+			t->watch_off = true;
+		return -1;
+	}
+	void *page = mmap(NULL, watch_len(), PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);   /* the mapping keeps the event */
+	if (page == MAP_FAILED) {
+		t->watch_off = true;   /* perf_event_mlock_kb or RLIMIT_MEMLOCK used up */
+		return -1;
+	}
+	hmap_put(&t->watches, (uint64_t)(uint32_t)tid, (uint64_t)(uintptr_t)page);
+	return 0;
+}
+
+bool target_switches(struct target *t, pid_t tid, uint64_t *head)
+{
+	uint64_t v;
+	if (!hmap_get(&t->watches, (uint64_t)(uint32_t)tid, &v))
+		return false;
+	const volatile struct perf_event_mmap_page *pg = (const volatile struct perf_event_mmap_page *)(uintptr_t)v;
+	*head = pg->data_head;
+	/* the read of the head comes before whatever the caller reads of the thread next */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return true;
+}
+
+void target_unwatch(struct target *t, pid_t tid)
+{
+	uint64_t v;
+	if (!hmap_get(&t->watches, (uint64_t)(uint32_t)tid, &v))
+		return;
+	munmap((void *)(uintptr_t)v, watch_len());
+	hmap_del(&t->watches, (uint64_t)(uint32_t)tid);
+}
+
+void target_watch_prune(struct target *t, const struct hmap *live)
+{
+	size_t it = 0;
+	uint64_t k, v, x;
+	VEC(uint64_t) gone = { 0 };
+	while (hmap_next(&t->watches, &it, &k, &v))
+		if (!live || !hmap_get(live, k, &x))
+			vec_push(&gone, k);
+	for (size_t i = 0; i < gone.n; i++)
+		target_unwatch(t, (pid_t)gone.v[i]);
+	vec_free(&gone);
 }
 
 int target_thread_running(struct target *t, pid_t tid)

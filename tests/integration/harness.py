@@ -651,14 +651,14 @@ class Background(object):
     With priority (a nice value, e.g. -10), it runs at a raised CPU priority (see prioritize);
     a program it launches shares its session and so its priority."""
 
-    def __init__(self, args, cwd=None, priority=False):
+    def __init__(self, args, cwd=None, priority=False, env=None):
         if not os.access(MIXSPY, os.X_OK):
             pytest.fail("mixspy binary not found at %s (run `make` first)" % MIXSPY, pytrace=False)
         self.argv = [MIXSPY] + [str(a) for a in args]
         # The child has its own session (and so autogroup) before preexec_fn runs.
         pre = (lambda: prioritize(os.getpid(), priority)) if priority else None
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=dict(os.environ, NO_COLOR="1"),
+                                     stderr=subprocess.PIPE, env=dict(os.environ, NO_COLOR="1", **(env or {})),
                                      cwd=cwd, start_new_session=True, preexec_fn=pre)
         self.pid = self.proc.pid
 

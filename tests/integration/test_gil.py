@@ -17,6 +17,7 @@ pseudo-frame `--gil-split` puts on every stack of the raw output. A design value
 import collections
 import os
 import re
+import time
 
 import pytest
 
@@ -327,3 +328,89 @@ def test_native_waiters_read_asleep(interp, start, tmp_path):
         assert unpaused == 0, stderr
     else:
         assert unpaused >= waiting / 2, "unpaused %d, waiting samples %d, pauses %d" % (unpaused, waiting, pauses)
+
+
+WATCHED_RE = re.compile(r"^mixspy-stats: .* watched (\d+)$", re.M)
+
+
+def perf_events_allowed():
+    """Can this process open a perf event of its own (what mixspy's switch watches are)?"""
+    import ctypes
+    import struct
+    libc = ctypes.CDLL(None, use_errno=True)
+    attr = bytearray(128)
+    # type PERF_TYPE_SOFTWARE (1), size, config PERF_COUNT_SW_DUMMY (9); flags: context_switch
+    # (bit 34), exclude_kernel (bit 5), exclude_hv (bit 6)
+    struct.pack_into("<IIQ", attr, 0, 1, 128, 9)
+    struct.pack_into("<Q", attr, 40, (1 << 34) | (1 << 5) | (1 << 6))
+    buf = (ctypes.c_char * 128).from_buffer(attr)
+    fd = libc.syscall(298, buf, 0, -1, -1, 8)   # perf_event_open, PERF_FLAG_FD_CLOEXEC
+    if fd < 0:
+        return False
+    os.close(fd)
+    return True
+
+
+@pytest.mark.parametrize("mode", ["python", "native"])
+def test_woken_in_c_is_seen_at_once(interp, start, ext_dir, tmp_path, mode):
+    """A thread asleep for a while is kept asleep from tick to tick without reading it again while
+    its switch watch shows it was not on a CPU (target_watch): threads that wake from a blocking
+    read in C and then work in C with the GIL released - nothing a Python reader could see moves -
+    are sampled as working from then on: Python-only without --idle, they appear (released); with
+    --native --idle, their stacks go from the read to c_kernel."""
+    go = str(tmp_path / "wake-now")
+    burn = 1.5
+    w = start(interp, "wake_burn.py", ["--ext", ext_dir, "--go", go, "--threads", 3, "--burn", burn,
+                                       "--seconds", 60])
+    out = str(tmp_path / "woken.txt")
+    args = ["record", "-r", 100, "-d", 3, "-f", "raw", "--gil-split", "--threads", "-o", out, "--pid", w.pid]
+    if mode == "native":
+        args[1:1] = ["--native", "--idle"]
+    bg = harness.Background(args, env={"MIXSPY_STATS": "1"})
+    try:
+        first = bg.proc.stderr.readline().decode("utf-8", "replace")
+        assert "Sampling process" in first, first
+        # The scenario, not a readiness wait: the sleepers sleep through ~60 ticks first, long
+        # enough to be watched (from their second tick asleep on).
+        time.sleep(0.6)
+        with open(go, "w"):
+            pass
+        rc, _, err = bg.wait(60)
+    finally:
+        bg.kill()
+    err = first + err
+    assert_not_stopped(w.pid)
+    assert rc == 0, err
+    with open(out, encoding="utf-8") as f:
+        raw = f.read()
+    wake_line = harness.marker_line(os.path.join(harness.NATIVE_EXT, "wake_burn.py"), "# WAKE-LINE")
+    working, ticks = collections.Counter(), 0
+    for labels, count in raw_stacks(raw):
+        name = thread_name_of(labels[1])
+        if name == "MainThread":
+            ticks += count
+        if not name or not name.startswith("sleeper-") or labels[0] != "released":
+            continue
+        frames = [harness.parse_frame_label(x) for x in labels[2:]]
+        names = [f.name for f in frames]
+        if "sleeper" not in names:
+            continue   # on its way out, once done
+        assert frames[names.index("sleeper")].line == wake_line, labels
+        # --native: at work in c_burn_for (in c_kernel, or reading the clock); a sample just
+        # after the wake may still be on its way out of the read
+        if mode == "python" or "c_burn_for" in names:
+            working[name] += count
+    # The main thread is sampled every tick (--idle), or only now and then (asleep, without):
+    # the sleepers work for about half of the 3 s; none at all if the wake went unseen.
+    least = 0.3 * ticks if mode == "native" else 60
+    assert sorted(working) == ["sleeper-0", "sleeper-1", "sleeper-2"] and min(working.values()) >= least, \
+        "samples working per sleeper: %r, main thread %d\n%s" % (dict(working), ticks, raw)
+    if mode == "native":
+        idle = sum(c for labels, c in raw_stacks(raw) if labels[0] == "idle" and
+                   (thread_name_of(labels[1]) or "").startswith("sleeper-"))
+        assert idle > 0, "the sleepers' sleep before the wake was not sampled:\n%s" % raw
+    # (--native before 3.7 pauses every thread it samples - no GIL hand-over count to read
+    # sleepers by - and a pause wakes a sleeper: nothing sleeps through a tick to be watched)
+    if perf_events_allowed() and (mode == "python" or interp.major_minor >= (3, 7)):
+        m = WATCHED_RE.search(err)
+        assert m and int(m.group(1)) > 0, "no thread state kept by a switch watch:\n%s" % err

@@ -3,13 +3,16 @@
  *
  * Every function is noinline and has a name no other library uses, so a test can expect exact native
  * frames:  c_entry -> c_middle -> c_kernel,  c_call_back -> (Python callable) -> ...,
- * c_kernel_nogil -> c_kernel (GIL released),  c_spin_gil -> c_kernel (GIL held).
+ * c_kernel_nogil -> c_kernel (GIL released),  c_spin_gil -> c_kernel (GIL held),
+ * c_wait_then_burn -> c_burn_for -> c_kernel (GIL released, after a blocking read).
  * The hot loop of c_kernel sits on the line marked HOT-KERNEL; tests grep for that marker.
  * One source for Python 2.7 and 3.6+; build with tests/native_ext/build.sh.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <errno.h>
 #include <time.h>
+#include <unistd.h>
 
 #define NOINLINE __attribute__((noinline))
 
@@ -99,6 +102,29 @@ NOINLINE PyObject *c_kernel_nogil(PyObject *self, PyObject *args)
 	return PyFloat_FromDouble(r);
 }
 
+/* c_wait_then_burn(fd, seconds): with the GIL released, block reading one byte from fd, then
+ * busy in c_kernel for `seconds`: a thread that wakes and works with no change a Python reader
+ * could see. */
+NOINLINE PyObject *c_wait_then_burn(PyObject *self, PyObject *args)
+{
+	int fd;
+	double seconds, r;
+	char byte;
+	ssize_t got;
+
+	if (!PyArg_ParseTuple(args, "id:c_wait_then_burn", &fd, &seconds))
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	do
+		got = read(fd, &byte, 1);
+	while (got < 0 && errno == EINTR);
+	r = got == 1 ? c_burn_for(seconds) : -1.0;
+	Py_END_ALLOW_THREADS
+	if (got != 1)
+		return PyErr_SetFromErrno(PyExc_OSError);
+	return PyFloat_FromDouble(r);
+}
+
 /* c_spin_gil(seconds): busy in c_kernel for `seconds` while holding the GIL. */
 NOINLINE PyObject *c_spin_gil(PyObject *self, PyObject *args)
 {
@@ -114,6 +140,7 @@ static PyMethodDef testext_methods[] = {
 	{"c_entry", c_entry, METH_VARARGS, "c_entry(n): c_middle -> c_kernel for n iterations"},
 	{"c_call_back", c_call_back, METH_VARARGS, "c_call_back(fn, n): call fn(n) from C"},
 	{"c_kernel_nogil", c_kernel_nogil, METH_VARARGS, "c_kernel_nogil(seconds): busy, GIL released"},
+	{"c_wait_then_burn", c_wait_then_burn, METH_VARARGS, "c_wait_then_burn(fd, seconds): read a byte, then busy"},
 	{"c_spin_gil", c_spin_gil, METH_VARARGS, "c_spin_gil(seconds): busy, GIL held"},
 	{NULL, NULL, 0, NULL}
 };

@@ -1,0 +1,52 @@
+"""wake_burn.py - threads asleep in C that wake and work in C, with no change Python could see.
+
+Each of --threads threads ("sleeper-0".."sleeper-N-1") calls mixspy_testext.c_wait_then_burn at
+its WAKE-LINE: with the GIL released it blocks reading a pipe, then burns --burn seconds in
+c_kernel, still without the GIL. Once the file --go appears, the main thread writes a byte to
+each pipe and so wakes them all at once; its own waits are short sleeps (MAIN-WAIT).
+"""
+from __future__ import print_function
+
+import os
+import threading
+import time
+
+import workload_common
+
+
+def sleeper(ext, fd, burn, started):
+    started.set()
+    ext.c_wait_then_burn(fd, burn)  # WAKE-LINE
+
+
+def main():
+    p = workload_common.parser(__doc__)
+    p.add_argument("--ext", required=True, help="directory holding mixspy_testext")
+    p.add_argument("--go", required=True, help="wake the sleepers once this file exists")
+    p.add_argument("--threads", type=int, default=4)
+    p.add_argument("--burn", type=float, default=1.5, help="seconds each sleeper works once woken")
+    args = p.parse_args()
+    ext = workload_common.load_ext(args.ext)
+    deadline = time.time() + args.seconds
+    pipes, threads = [], []
+    for i in range(args.threads):
+        r, w = os.pipe()
+        started = threading.Event()
+        t = threading.Thread(target=sleeper, args=(ext, r, args.burn, started), name="sleeper-%d" % i)
+        t.daemon = True
+        t.start()
+        pipes.append(w)
+        threads.append((t, started))
+    for t, started in threads:
+        started.wait(20)
+    workload_common.signal_ready(args.ready)
+    while not os.path.exists(args.go) and time.time() < deadline:
+        time.sleep(0.01)  # MAIN-WAIT
+    for w in pipes:
+        os.write(w, b"x")
+    while time.time() < deadline:
+        time.sleep(0.2)  # MAIN-WAIT
+
+
+if __name__ == "__main__":
+    main()
