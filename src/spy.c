@@ -110,11 +110,11 @@ static void spy_report_stats(struct spy *s)
 #define PCT(p) (n ? s->pause_us.v[(size_t)((double)(n - 1) * (p))] : 0.0f)
 	fprintf(stderr, "mixspy-stats: pid %d pauses %zu pause_us p50 %.1f p90 %.1f p99 %.1f max %.1f maxrss_kb %ld "
 		"first_sample_mono %.6f unpaused %llu last_sample_mono %.6f cpu_at_first %.6f cpu_now %.6f "
-		"reads_since_first %llu ticks_since_first %llu watched %llu\n",
+		"reads_since_first %llu ticks_since_first %llu watched %llu off_cpu %llu\n",
 		(int)s->t.pid, n, PCT(0.5), PCT(0.9), PCT(0.99), PCT(1.0), rss_kb, s->first_sample_mono,
 		(unsigned long long)s->unpaused_reads, s->last_sample_mono, s->cpu_at_first, cpu_seconds(),
 		(unsigned long long)(s->t.reads - s->reads_at_first), (unsigned long long)s->ticks_since_first,
-		(unsigned long long)s->watched_reads);
+		(unsigned long long)s->watched_reads, (unsigned long long)s->off_cpu_reads);
 #undef PCT
 }
 
@@ -138,7 +138,6 @@ void spy_close(struct spy *s)
 	for (int k = 0; k < 2; k++) {
 		vec_free(&s->memo[k]);
 		hmap_free(&s->memo_ix[k]);
-	hmap_free(&s->watch_rest);
 	}
 	hmap_free(&s->ns_tids);
 	hmap_free(&s->running);
@@ -258,13 +257,7 @@ struct sched_memo {
 	struct sys_state sys;
 	bool watched;        /* its switch watch's head, read before the files (target_watch) */
 	uint64_t head;
-	uint8_t moved;       /* ticks in a row that the head moved */
 };
-
-/* A watched thread whose head moved this many ticks in a row is not watched (a note at each of
- * its switches costs it more than a read a tick costs us) for WATCH_REST ticks. */
-#define WATCH_MOVES 4
-#define WATCH_REST 64
 
 /* Into v: the thread's CPU time and count of times it ran; false when unknown (a kernel built
  * without sched_info prints zeros). */
@@ -308,18 +301,9 @@ static int read_syscall_memo(struct spy *s, pid_t tid, struct sys_state *sys)
 	bool watched = target_switches(&s->t, tid, &head);
 	if (watched && m && m->watched && m->head == head && !(m->run & 1)) {
 		*sys = m->sys;
-		struct sched_memo keep = *m;
-		keep.moved = 0;
-		memo_keep(s, tid, &keep);
+		memo_keep(s, tid, m);
 		s->watched_reads++;
 		return 0;
-	}
-	uint8_t moved = watched && m && m->watched ? (uint8_t)(m->moved + 1) : 0;
-	if (moved >= WATCH_MOVES) {
-		target_unwatch(&s->t, tid);
-		hmap_put(&s->watch_rest, (uint64_t)tid, s->ticks + WATCH_REST);
-		watched = false;
-		moved = 0;
 	}
 	/* Python-only, a thread that was waiting for the GIL last tick wakes every few milliseconds
 	 * (its timed wait): its schedstat will have moved, so it is not read. (--native checks the
@@ -331,19 +315,17 @@ static int read_syscall_memo(struct spy *s, pid_t tid, struct sys_state *sys)
 		struct sched_memo keep = *m;
 		keep.watched = watched;
 		keep.head = head;
-		keep.moved = moved;
 		memo_keep(s, tid, &keep);
 		/* asleep for a whole tick: watched from now on (its head is of use from the next
 		 * tick's read on, read before it) */
-		uint64_t until;
-		if (!watched && !(hmap_get(&s->watch_rest, (uint64_t)tid, &until) && until > s->ticks))
+		if (!watched)
 			target_watch(&s->t, tid);
 		return 0;
 	}
 	int r = read_syscall_file(s, tid, sys);
 	if (r >= 0) {
 		struct sched_memo n = { st[0], st[1], have, (uint64_t)r | RUN_SYSCALL | (uint64_t)(sys->nr + 2) << 8, *sys,
-					watched, head, moved };
+					watched, head };
 		memo_keep(s, tid, &n);
 	}
 	return r;
@@ -397,6 +379,10 @@ static void read_running(struct spy *s, const struct py_thread *threads, size_t 
 			if (!tid)
 				continue;
 			if (threads[i].holds_gil) {
+				/* watched: taken off its CPU while runnable, it is read where it stands
+				 * (sample_thread) */
+				if (!s->o.native)
+					target_watch(&s->t, tid);
 				int r = target_thread_running(&s->t, tid);
 				if (r >= 0)
 					hmap_put(&s->running, (uint64_t)tid, (uint64_t)r);
@@ -687,7 +673,16 @@ static int sample_thread(struct spy *s, struct py_thread *th, const struct threa
 	bool paused = false;
 	struct err fe = { 0 };
 	double pause_t0 = s->stats ? now_monotonic() : 0;
-	if (!quiet && !s->o.nonblocking && th->os_tid) {
+	/* Python-only, the GIL's holder taken off its CPU while runnable (preempted: its switch
+	 * watch's last note) stands still until it is put back: read where it stands, no pause. A
+	 * pause would wait for it to be put back (a millisecond or more on a busy machine, 16% of
+	 * the pauses on the 100-thread workload), stop it at once and leave it to wait for a CPU
+	 * again - all that time holding the GIL. The read stands if the watch's head did not move
+	 * meanwhile; else it is paused and read again. */
+	uint64_t head0 = 0;
+	bool off_cpu = !quiet && !s->o.nonblocking && !s->o.native && th->os_tid && th->holds_gil &&
+		       target_preempted(&s->t, th->os_tid, &head0);
+	if (!quiet && !off_cpu && !s->o.nonblocking && th->os_tid) {
 		if (target_pause_thread(&s->t, th->os_tid, NULL) == 0)
 			paused = true;
 		else
@@ -720,6 +715,15 @@ static int sample_thread(struct spy *s, struct py_thread *th, const struct threa
 	void *native_snapshot = quiet ? pl->snapshot : NULL;
 	if (quiet) {
 		rc = 0;
+	} else if (off_cpu) {
+		rc = py_copy_frames(s->py, th, NULL, NULL, &fe);
+		th->holds_gil = py_thread_holds_gil(s->py, th);
+		uint64_t head1;
+		if (!(target_switches(&s->t, th->os_tid, &head1) && head1 == head0))
+			return SAMPLE_RETRY;   /* put back on a CPU meanwhile */
+		s->off_cpu_reads++;
+		if (!rc)
+			rc = py_decode_frames(s->py, th, s->o.linemode, &fe);
 	} else if (paused) {
 		/* Paused: copy only what changes (the frame chain, who holds the GIL now, the
 		 * native registers and stack top); the rest is worked out once it runs again. */
@@ -804,7 +808,6 @@ int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct e
 	s->frame_starts.n = 0;
 	s->sample_threads.n = 0;
 
-	s->ticks++;
 	native_check_maps(s, t);
 	int rc = py_read_threads(s->py, &threads, &nthreads, e);
 	if (rc)

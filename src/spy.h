@@ -45,9 +45,8 @@ struct spy {
 	VEC(struct sched_memo) memo[2];
 	struct hmap memo_ix[2];
 	int memo_cur;
-	struct hmap watch_rest;       /* tid -> tick before which it is not watched again (spy.c) */
-	uint64_t ticks;
 	uint64_t watched_reads;       /* MIXSPY_STATS=1: threads whose state a switch watch kept */
+	uint64_t off_cpu_reads;       /* ... and GIL holders read unpaused, off their CPU (spy.c) */
 	VEC(uint64_t) first_read;     /* --nonblocking: frame and code addresses of the first read */
 	int pidns;                    /* target's PID namespace: 0 not checked yet, 1 ours, 2 another */
 	struct hmap ns_tids;          /* pidns 2: the target's own thread ids -> ours (from NSpid) */

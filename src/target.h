@@ -121,17 +121,21 @@ enum { TASK_STAT = 0, TASK_SYSCALL = 1, TASK_SCHEDSTAT = 2 };
 ssize_t target_task_read(struct target *t, pid_t tid, int file, char *buf, size_t size);
 void target_task_files_trim(struct target *t, size_t max);
 /* A switch watch on a thread: a perf event of the thread's own that notes, in a ring that is
- * mapped and never read, each time the thread is put on or taken off a CPU. Its head moves with
- * each note, so a thread whose head did not move since it was read asleep has slept on, and what
- * was read then holds - without a system call (reading 80 idle threads' schedstat every tick was
- * a third of mixspy's CPU on the 100-thread workload). target_watch returns 0 when the thread is
+ * mapped read-only, each time the thread is put on or taken off a CPU. Its head moves with each
+ * note, so a thread whose head did not move since it was read asleep has slept on, and what was
+ * read then holds - without a system call (reading 80 idle threads' schedstat every tick was a
+ * third of mixspy's CPU on the 100-thread workload). The last note tells a thread taken off its
+ * CPU while still runnable (preempted: it stands still until it is put back). Each note costs the
+ * thread a little at each switch (some hundreds of ns). target_watch returns 0 when the thread is
  * watched (now or already), -1 when not: not allowed here (no perf events, perf_event_paranoid,
- * seccomp, locked memory limit: then no more are tried) or the thread is gone.
- * target_switches gives the head of a watched thread (false when it is not watched).
+ * seccomp, locked memory limit: then no more are tried), too many, or the thread is gone.
+ * target_switches gives the head of a watched thread (false when it is not watched);
+ * target_preempted too, true when its last note is a switch out while runnable.
  * target_watch_prune drops the watches of threads not in live (tid -> anything; NULL: all). The
  * MIXSPY_NO_SWITCH_WATCH environment variable turns watches off. */
 int target_watch(struct target *t, pid_t tid);
 bool target_switches(struct target *t, pid_t tid, uint64_t *head);
+bool target_preempted(struct target *t, pid_t tid, uint64_t *head);
 void target_unwatch(struct target *t, pid_t tid);
 void target_watch_prune(struct target *t, const struct hmap *live);
 /* Process still exists and is not a zombie. For launched targets this also reaps it. */

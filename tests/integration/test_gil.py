@@ -330,7 +330,7 @@ def test_native_waiters_read_asleep(interp, start, tmp_path):
         assert unpaused >= waiting / 2, "unpaused %d, waiting samples %d, pauses %d" % (unpaused, waiting, pauses)
 
 
-WATCHED_RE = re.compile(r"^mixspy-stats: .* watched (\d+)$", re.M)
+WATCHED_RE = re.compile(r"^mixspy-stats: .* watched (\d+) off_cpu \d+$", re.M)
 
 
 def perf_events_allowed():
@@ -373,7 +373,7 @@ def test_woken_in_c_is_seen_at_once(interp, start, ext_dir, tmp_path, mode):
         # The scenario, not a readiness wait: the sleepers sleep through ~60 ticks first, long
         # enough to be watched (from their second tick asleep on).
         time.sleep(0.6)
-        with open(go, "w"):
+        with open(go, "w"):   # the workload's FIFO: opening it wakes the sleepers
             pass
         rc, _, err = bg.wait(60)
     finally:
@@ -414,3 +414,47 @@ def test_woken_in_c_is_seen_at_once(interp, start, ext_dir, tmp_path, mode):
     if perf_events_allowed() and (mode == "python" or interp.major_minor >= (3, 7)):
         m = WATCHED_RE.search(err)
         assert m and int(m.group(1)) > 0, "no thread state kept by a switch watch:\n%s" % err
+
+
+OFF_CPU_RE = re.compile(r"^mixspy-stats: .* off_cpu (\d+)$", re.M)
+
+
+def test_holder_off_cpu_read_where_it_stands(interp, start, tmp_path):
+    """Python-only, the GIL's holder taken off its CPU while runnable (two CPU hogs beside it make
+    that frequent) is read without a pause when its switch watch's last note says so and its head
+    does not move during the read. Its samples are what a pause shows: held, in contend() at its
+    line, the whole chain down from the thread's start."""
+    if not perf_events_allowed():
+        pytest.skip("perf events are not allowed here: no switch watches")
+    import subprocess
+    import sys
+    w = start(interp, "gil_contention.py", ["--threads", 2, "--seconds", 120])
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        out = str(tmp_path / "gil.txt")
+        rc, _, stderr = run_mixspy(["record", "--pid", w.pid, "--duration", 3, "--rate", 100, "--format", "raw",
+                                    "--gil-split", "--threads", "--output", out],
+                                   timeout=45, env={"MIXSPY_STATS": "1"})
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    assert_not_stopped(w.pid)
+    assert rc == 0, stderr
+    m = OFF_CPU_RE.search(stderr)
+    assert m and int(m.group(1)) > 0, "no holder read off its CPU:\n%s" % stderr
+    with open(out, encoding="utf-8") as f:
+        raw = f.read()
+    contend_lines = {harness.marker_line(os.path.join(harness.NATIVE_EXT, "gil_contention.py"), "# CONTEND-LINE") + d
+                     for d in (-2, -1, 0)}
+    held = 0
+    for labels, count in raw_stacks(raw):
+        name = thread_name_of(labels[1])
+        if labels[0] != "held" or not (name or "").startswith("contender-"):
+            continue
+        frames = [harness.parse_frame_label(x) for x in labels[2:]]
+        names = [f.name for f in frames]
+        assert names[-1] == "contend" and frames[-1].line in contend_lines, labels
+        assert any("bootstrap" in n for n in names[:-1]), labels
+        held += count
+    assert held >= 50, "held samples of the contenders: %d\n%s" % (held, raw)

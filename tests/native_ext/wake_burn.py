@@ -2,8 +2,9 @@
 
 Each of --threads threads ("sleeper-0".."sleeper-N-1") calls mixspy_testext.c_wait_then_burn at
 its WAKE-LINE: with the GIL released it blocks reading a pipe, then burns --burn seconds in
-c_kernel, still without the GIL. Once the file --go appears, the main thread writes a byte to
-each pipe and so wakes them all at once; its own waits are short sleeps (MAIN-WAIT).
+c_kernel, still without the GIL. --go is a FIFO the workload makes: once something opens it for
+writing, the main thread (blocked opening it, the GIL released: nothing takes the GIL meanwhile)
+writes a byte to each pipe and so wakes them all at once.
 """
 from __future__ import print_function
 
@@ -22,7 +23,7 @@ def sleeper(ext, fd, burn, started):
 def main():
     p = workload_common.parser(__doc__)
     p.add_argument("--ext", required=True, help="directory holding mixspy_testext")
-    p.add_argument("--go", required=True, help="wake the sleepers once this file exists")
+    p.add_argument("--go", required=True, help="a FIFO to make: wake the sleepers once it is opened for writing")
     p.add_argument("--threads", type=int, default=4)
     p.add_argument("--burn", type=float, default=1.5, help="seconds each sleeper works once woken")
     args = p.parse_args()
@@ -39,9 +40,9 @@ def main():
         threads.append((t, started))
     for t, started in threads:
         started.wait(20)
+    os.mkfifo(args.go)
     workload_common.signal_ready(args.ready)
-    while not os.path.exists(args.go) and time.time() < deadline:
-        time.sleep(0.01)  # MAIN-WAIT
+    os.close(os.open(args.go, os.O_RDONLY))  # MAIN-WAIT
     for w in pipes:
         os.write(w, b"x")
     while time.time() < deadline:
