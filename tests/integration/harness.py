@@ -693,6 +693,20 @@ class Background(object):
             self.proc.wait(10)
 
 
+def record_while(args, act, env=None, timeout=60):
+    """Start `mixspy ARGS` in the background, call act() once it says it samples, and wait for
+    it: -> (rc, stderr)."""
+    bg = Background(args, env=env)
+    try:
+        first = bg.proc.stderr.readline().decode("utf-8", "replace")
+        assert "Sampling process" in first, first
+        act()
+        rc, _, err = bg.wait(timeout)
+    finally:
+        bg.kill()
+    return rc, first + err
+
+
 def wait_for_file_content(path, predicate, timeout=10.0):
     """Wait until path exists and predicate(its text) holds; returns the text or None."""
     deadline = time.monotonic() + timeout

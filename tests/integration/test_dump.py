@@ -61,8 +61,30 @@ def dump(pid, *extra, **kw):
 def start_known_stack(start, interp, tmp_path):
     expect_path = str(tmp_path / "expect.json")
     w = start(interp, "known_stack.py", ["--expect", expect_path, "--seconds", 120])
+    wait_asleep(w.pid)
     with open(expect_path) as f:
         return w, json.load(f)
+
+
+# x86_64: select, poll, nanosleep, clock_nanosleep, pselect6 - what time.sleep waits in
+SLEEP_SYSCALLS = {23, 7, 35, 230, 270}
+
+
+def wait_asleep(pid, timeout=20.0):
+    """The ready file is written just before the workload's main thread goes to sleep: on a loaded
+    machine it may still be on its way there (running, holding the GIL) when the test looks. Wait
+    until /proc says it sleeps in time.sleep's system call."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open("/proc/%d/syscall" % pid) as f:
+                nr = f.read().split()[0]
+        except (OSError, IndexError):
+            nr = ""
+        if nr.lstrip("-").isdigit() and int(nr) in SLEEP_SYSCALLS:
+            return
+        time.sleep(0.01)
+    pytest.fail("the workload's main thread did not go to sleep within %s s" % timeout, pytrace=False)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -179,6 +179,12 @@ def test_contention_waiting(interp, start, tmp_path):
 STATS_RE = re.compile(r"^mixspy-stats: pid \d+ pauses (\d+) .* unpaused (\d+) ", re.M)
 
 
+def contend_line_range():
+    """The lines a sample of gil_contention.py's contend() may stand on: its loop's three."""
+    at = harness.marker_line(os.path.join(harness.NATIVE_EXT, "gil_contention.py"), "# CONTEND-LINE")
+    return {at - 2, at - 1, at}
+
+
 def test_waiters_read_without_pause(interp, start, tmp_path):
     """Python-only, a thread asleep waiting for the GIL is read without a pause (3.7+: the GIL's
     last holder and switch count, read around the read, show it did not take the GIL meanwhile),
@@ -196,8 +202,7 @@ def test_waiters_read_without_pause(interp, start, tmp_path):
     pauses, unpaused = int(m.group(1)), int(m.group(2))
     with open(out, encoding="utf-8") as f:
         raw = f.read()
-    contend_lines = {harness.marker_line(os.path.join(harness.NATIVE_EXT, "gil_contention.py"), "# CONTEND-LINE") + d
-                     for d in (-2, -1, 0)}
+    contend_lines = contend_line_range()
     waiting = 0
     for labels, count in raw_stacks(raw):
         name = thread_name_of(labels[1])
@@ -300,8 +305,7 @@ def test_native_waiters_read_asleep(interp, start, tmp_path):
     assert mm and int(mm.group(1)) == 0, stderr
     with open(out, encoding="utf-8") as f:
         raw = f.read()
-    contend_lines = {harness.marker_line(os.path.join(harness.NATIVE_EXT, "gil_contention.py"), "# CONTEND-LINE") + d
-                     for d in (-2, -1, 0)}
+    contend_lines = contend_line_range()
     waiting = in_futex = 0
     for labels, count in raw_stacks(raw):
         name = thread_name_of(labels[1])
@@ -366,19 +370,13 @@ def test_woken_in_c_is_seen_at_once(interp, start, ext_dir, tmp_path, mode):
     args = ["record", "-r", 100, "-d", 3, "-f", "raw", "--gil-split", "--threads", "-o", out, "--pid", w.pid]
     if mode == "native":
         args[1:1] = ["--native", "--idle"]
-    bg = harness.Background(args, env={"MIXSPY_STATS": "1"})
-    try:
-        first = bg.proc.stderr.readline().decode("utf-8", "replace")
-        assert "Sampling process" in first, first
+    def wake():
         # The scenario, not a readiness wait: the sleepers sleep through ~60 ticks first, long
         # enough to be watched (from their second tick asleep on).
         time.sleep(0.6)
         with open(go, "w"):   # the workload's FIFO: opening it wakes the sleepers
             pass
-        rc, _, err = bg.wait(60)
-    finally:
-        bg.kill()
-    err = first + err
+    rc, err = harness.record_while(args, wake, env={"MIXSPY_STATS": "1"})
     assert_not_stopped(w.pid)
     assert rc == 0, err
     with open(out, encoding="utf-8") as f:
@@ -445,8 +443,7 @@ def test_holder_off_cpu_read_where_it_stands(interp, start, tmp_path):
     assert m and int(m.group(1)) > 0, "no holder read off its CPU:\n%s" % stderr
     with open(out, encoding="utf-8") as f:
         raw = f.read()
-    contend_lines = {harness.marker_line(os.path.join(harness.NATIVE_EXT, "gil_contention.py"), "# CONTEND-LINE") + d
-                     for d in (-2, -1, 0)}
+    contend_lines = contend_line_range()
     held = 0
     for labels, count in raw_stacks(raw):
         name = thread_name_of(labels[1])

@@ -128,16 +128,10 @@ def test_record_native_module_loaded_while_sampling(interp, start, ext_dir, tmp_
     with open("/proc/%d/maps" % w.pid) as f:
         assert "mixspy_testext" not in f.read(), "the extension is loaded before the go file"
     out = str(tmp_path / "late.txt")
-    bg = harness.Background(["record", "--native", "-d", 2, "-f", "raw", "-o", out, "--pid", w.pid])
-    try:
-        first = bg.proc.stderr.readline().decode("utf-8", "replace")
-        assert "Sampling process" in first, first
+    def load():
         with open(go, "w"):
             pass
-        rc, _, err = bg.wait(60)
-    finally:
-        bg.kill()
-    err = first + err
+    rc, err = harness.record_while(["record", "--native", "-d", 2, "-f", "raw", "-o", out, "--pid", w.pid], load)
     assert_not_stopped(w.pid)
     assert rc == 0, err
     with open(out, encoding="utf-8") as f:
