@@ -360,8 +360,8 @@ def test_woken_in_c_is_seen_at_once(interp, start, ext_dir, tmp_path, mode):
     """A thread asleep for a while is kept asleep from tick to tick without reading it again while
     its switch watch shows it was not on a CPU (target_watch): threads that wake from a blocking
     read in C and then work in C with the GIL released - nothing a Python reader could see moves -
-    are sampled as working from then on: Python-only without --idle, they appear (released); with
-    --native --idle, their stacks go from the read to c_kernel."""
+    are sampled as working (released, not idle) from then on; with --native, their stacks go from
+    the read to c_kernel."""
     go = str(tmp_path / "wake-now")
     burn = 1.5
     w = start(interp, "wake_burn.py", ["--ext", ext_dir, "--go", go, "--threads", 3, "--burn", burn,
@@ -369,7 +369,8 @@ def test_woken_in_c_is_seen_at_once(interp, start, ext_dir, tmp_path, mode):
     out = str(tmp_path / "woken.txt")
     args = ["record", "-r", 100, "-d", 3, "-f", "raw", "--gil-split", "--threads", "-o", out, "--pid", w.pid]
     if mode == "native":
-        args[1:1] = ["--native", "--idle"]
+        args[1:1] = ["--native"]
+    args[1:1] = ["--idle"]   # the main thread, asleep, is sampled every tick: the count of ticks
     def wake():
         # The scenario, not a readiness wait: the sleepers sleep through ~60 ticks first, long
         # enough to be watched (from their second tick asleep on).
@@ -398,18 +399,19 @@ def test_woken_in_c_is_seen_at_once(interp, start, ext_dir, tmp_path, mode):
         # after the wake may still be on its way out of the read
         if mode == "python" or "c_burn_for" in names:
             working[name] += count
-    # The main thread is sampled every tick (--idle), or only now and then (asleep, without):
-    # the sleepers work for about half of the 3 s; none at all if the wake went unseen.
-    least = 0.3 * ticks if mode == "native" else 60
+    # The sleepers work for about half of the 3 s (the main thread's samples count the ticks);
+    # none at all if the wake went unseen.
+    least = 0.15 * ticks
     assert sorted(working) == ["sleeper-0", "sleeper-1", "sleeper-2"] and min(working.values()) >= least, \
         "samples working per sleeper: %r, main thread %d\n%s" % (dict(working), ticks, raw)
-    if mode == "native":
-        idle = sum(c for labels, c in raw_stacks(raw) if labels[0] == "idle" and
-                   (thread_name_of(labels[1]) or "").startswith("sleeper-"))
-        assert idle > 0, "the sleepers' sleep before the wake was not sampled:\n%s" % raw
-    # (--native before 3.7 pauses every thread it samples - no GIL hand-over count to read
-    # sleepers by - and a pause wakes a sleeper: nothing sleeps through a tick to be watched)
-    if perf_events_allowed() and (mode == "python" or interp.major_minor >= (3, 7)):
+    idle = sum(c for labels, c in raw_stacks(raw) if labels[0] == "idle" and
+               (thread_name_of(labels[1]) or "").startswith("sleeper-"))
+    assert idle > 0, "the sleepers' sleep before the wake was not sampled:\n%s" % raw
+    # Python-only (3.7+), the sleepers sleep through ticks unpaused and are watched. (Before 3.7,
+    # --idle pauses every thread it samples - no GIL hand-over count to read sleepers by - and a
+    # pause wakes a sleeper; --native pauses a sleeper whose walk from its syscall's pc and sp
+    # needs another register, as c_wait_then_burn's does in some builds.)
+    if perf_events_allowed() and mode == "python" and interp.major_minor >= (3, 7):
         m = WATCHED_RE.search(err)
         assert m and int(m.group(1)) > 0, "no thread state kept by a switch watch:\n%s" % err
 
