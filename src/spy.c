@@ -278,6 +278,13 @@ static bool read_schedstat(struct spy *s, pid_t tid, uint64_t v[2])
 	return f[0] || f[2];
 }
 
+/* Into this tick's memo: what is known of tid now. */
+static void memo_keep(struct spy *s, pid_t tid, const struct sched_memo *m)
+{
+	hmap_put(&s->memo_ix[s->memo_cur], (uint64_t)tid, s->memo[s->memo_cur].n);
+	vec_push(&s->memo[s->memo_cur], *m);
+}
+
 /* The syscall file of a thread that was asleep last tick, or what it said then when the thread
  * has not been on a CPU since: its schedstat (CPU time, times it ran) did not move, so it is
  * asleep on the same call, with the same stack. schedstat costs the kernel less than the syscall
@@ -285,12 +292,6 @@ static bool read_schedstat(struct spy *s, pid_t tid, uint64_t v[2])
  * 100-thread workload, the syscall files of its 80 idle threads were half of mixspy's CPU time.
  * The memo is read before the syscall file, so a thread that runs between the two reads shows
  * moved CPU time next tick. Returns what read_syscall_file returns. */
-static void memo_keep(struct spy *s, pid_t tid, const struct sched_memo *m)
-{
-	hmap_put(&s->memo_ix[s->memo_cur], (uint64_t)tid, s->memo[s->memo_cur].n);
-	vec_push(&s->memo[s->memo_cur], *m);
-}
-
 static int read_syscall_memo(struct spy *s, pid_t tid, struct sys_state *sys)
 {
 	struct hmap *prev = &s->memo_ix[s->memo_cur ^ 1];
