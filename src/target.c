@@ -691,7 +691,7 @@ ssize_t target_task_read(struct target *t, pid_t tid, int file, char *buf, size_
 }
 
 /* One data page: the ring is mapped read-only, so the kernel overwrites it and its head only
- * ever moves forward; nothing in it is read. */
+ * ever moves forward; of its notes only the last is ever read (target_preempted). */
 #define WATCH_PAGES 2
 #define MAX_WATCHES 1024
 
@@ -736,38 +736,43 @@ int target_watch(struct target *t, pid_t tid)
 	return 0;
 }
 
-bool target_switches(struct target *t, pid_t tid, uint64_t *head)
+/* The mapped page of tid's watch and, read first, its head; NULL when it is not watched. */
+static const volatile struct perf_event_mmap_page *watch_head(struct target *t, pid_t tid, uint64_t *head)
 {
 	uint64_t v;
 	if (!hmap_get(&t->watches, (uint64_t)(uint32_t)tid, &v))
-		return false;
+		return NULL;
 	const volatile struct perf_event_mmap_page *pg = (const volatile struct perf_event_mmap_page *)(uintptr_t)v;
 	*head = pg->data_head;
-	/* the read of the head comes before whatever the caller reads of the thread next */
+	/* the read of the head comes before whatever the caller reads of the thread (or the
+	 * ring) next */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return true;
+	return pg;
+}
+
+bool target_switches(struct target *t, pid_t tid, uint64_t *head)
+{
+	return watch_head(t, tid, head) != NULL;
 }
 
 bool target_preempted(struct target *t, pid_t tid, uint64_t *head)
 {
-	uint64_t v;
-	if (!hmap_get(&t->watches, (uint64_t)(uint32_t)tid, &v))
+	uint64_t h;
+	const volatile struct perf_event_mmap_page *pg = watch_head(t, tid, &h);
+	if (!pg)
 		return false;
-	const volatile struct perf_event_mmap_page *pg = (const volatile struct perf_event_mmap_page *)(uintptr_t)v;
-	uint64_t h = pg->data_head;
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	uint64_t off = pg->data_offset, size = pg->data_size;
 	if (h < sizeof(struct perf_event_header) || !size || off + size > watch_len())
 		return false;
 	/* the last note: records are headers alone (no sample_id_all), 8 bytes, never straddling */
 	struct perf_event_header last;
-	memcpy(&last, (const char *)(uintptr_t)v + off + (h - sizeof last) % size, sizeof last);
+	memcpy(&last, (const char *)(uintptr_t)pg + off + (h - sizeof last) % size, sizeof last);
 	*head = h;
 	return last.type == PERF_RECORD_SWITCH && last.size == sizeof last && (last.misc & PERF_RECORD_MISC_SWITCH_OUT) &&
 	       (last.misc & PERF_RECORD_MISC_SWITCH_OUT_PREEMPT);
 }
 
-void target_unwatch(struct target *t, pid_t tid)
+static void target_unwatch(struct target *t, pid_t tid)
 {
 	uint64_t v;
 	if (!hmap_get(&t->watches, (uint64_t)(uint32_t)tid, &v))

@@ -136,7 +136,6 @@ void target_task_files_trim(struct target *t, size_t max);
 int target_watch(struct target *t, pid_t tid);
 bool target_switches(struct target *t, pid_t tid, uint64_t *head);
 bool target_preempted(struct target *t, pid_t tid, uint64_t *head);
-void target_unwatch(struct target *t, pid_t tid);
 void target_watch_prune(struct target *t, const struct hmap *live);
 /* Process still exists and is not a zombie. For launched targets this also reaps it. */
 bool target_alive(struct target *t);
