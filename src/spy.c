@@ -634,9 +634,15 @@ static void plan_threads(struct spy *s, struct py_thread *threads, size_t n, str
 		*pl = (struct thread_plan){ .skip = true, .fw = FUTEX_NONE };
 		if (s->o.gil_only && !th->holds_gil)
 			continue;
+		if (th->unborn)
+			continue;   /* its frames may be read once it runs, under another's id */
 		uint64_t run = 1;
-		if (th->os_tid && !hmap_get(&s->running, (uint64_t)th->os_tid, &run))
-			continue;   /* no such OS thread: it exited meanwhile */
+		if (th->os_tid && !hmap_get(&s->running, (uint64_t)th->os_tid, &run)) {
+			/* no such OS thread: it exited meanwhile - or (mapped by its id) it ended
+			 * and this is a new thread on its stack */
+			py_forget_os_tid(s->py, th);
+			continue;
+		}
 		pl->running = (int)(run & 1);
 		pl->check_futex = !th->holds_gil && th->os_tid;
 		if (pl->check_futex && !gil_range_read) {

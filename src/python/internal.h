@@ -44,10 +44,20 @@ struct py_proc {
 	struct hmap code_index;       /* code addr -> index in codes */
 	struct hmap short_names;      /* interned file ptr -> interned short name ptr */
 	struct hmap tid_map;          /* thread_id -> os tid (versions without native_thread_id) */
-	struct hmap tid_tried;        /* thread ids the last mapping covered */
+	struct hmap tid_ts;           /* thread_id -> the thread state it was mapped for */
+	struct hmap tid_tried;        /* thread state -> mappings that found no OS thread for it */
+	struct hmap tid_fs;           /* os tid -> its pthread_self (fs_base), read once per OS thread */
 	struct hmap thread_names;     /* thread_id -> interned name ptr */
+	struct hmap thread_objs;      /* thread_id -> its Thread object when the name was read */
+	struct hmap names_tid;        /* thread_id -> the OS thread wearing it at the last read */
+	VEC(uint64_t) names_fresh;    /* thread ids whose names are read again, whatever was kept */
 	uint64_t names_generation;
 	uint64_t names_interval;      /* calls between retries for nameless threads */
+	uint64_t names_active;        /* threading._active once found, and its type then */
+	uint64_t names_active_type;
+	uint64_t names_key_type;      /* the type of _active's keys (int) at the last read */
+	VEC(uint64_t) names_pairs;    /* read_names scratch: key, Thread object, key, ... */
+	VEC(struct target_iov) names_iov;
 	/* Memory copied in bulk for the current py_copy_frames (3.11+ data stack chunks: the current
 	 * one, then older ones as the chain reaches them). */
 	struct py_region { uint64_t addr; size_t len; uint8_t *buf; size_t cap; } regions[8];
@@ -70,6 +80,9 @@ struct py_proc {
 	bool *extra_ok;
 	/* The thread states of the previous tick, read ahead in one vectored read by the next */
 	VEC(uint64_t) ts_prev;
+	struct hmap ts_prev_ix;       /* thread state address -> its index in ts_prev */
+	struct hmap ids_seen;         /* mark_unborn scratch: thread id -> index */
+	struct hmap born;             /* state -> id, of those the last list took for started */
 	VEC(struct target_iov) ts_iov;
 	VEC(bool) ts_ok;
 	uint8_t *ts_buf;

@@ -319,7 +319,14 @@ struct py_proc *py_proc_new(struct target *t, struct interner *strs, bool full_f
 	hmap_init(&p->short_names);
 	hmap_init(&p->tid_map);
 	hmap_init(&p->tid_tried);
+	hmap_init(&p->tid_ts);
+	hmap_init(&p->tid_fs);
 	hmap_init(&p->thread_names);
+	hmap_init(&p->thread_objs);
+	hmap_init(&p->names_tid);
+	hmap_init(&p->ts_prev_ix);
+	hmap_init(&p->ids_seen);
+	hmap_init(&p->born);
 	sb_init(&p->scratch);
 	return p;
 }
@@ -429,7 +436,17 @@ void py_close(struct py_proc *p)
 	hmap_free(&p->short_names);
 	hmap_free(&p->tid_map);
 	hmap_free(&p->tid_tried);
+	hmap_free(&p->tid_ts);
+	hmap_free(&p->tid_fs);
 	hmap_free(&p->thread_names);
+	hmap_free(&p->thread_objs);
+	hmap_free(&p->names_tid);
+	hmap_free(&p->ts_prev_ix);
+	hmap_free(&p->ids_seen);
+	hmap_free(&p->born);
+	vec_free(&p->names_fresh);
+	vec_free(&p->names_pairs);
+	vec_free(&p->names_iov);
 	free(p->binary);
 	sb_free(&p->scratch);
 	free(p);
@@ -696,6 +713,37 @@ int py_gil_sync_range(struct py_proc *p, uint64_t *lo, uint64_t *hi)
 	return 0;
 }
 
+/* A thread state read while its thread starts carries no id yet, or its parent's (the parent
+ * allocates it, the new thread sets its own ids first thing): sampled, it would show the new
+ * thread's frames - read a moment later - under another thread's id and name. Of two states with
+ * one id, the one not taken for born by the last list is the new one. */
+static void mark_unborn(struct py_proc *p, struct py_thread *th, size_t n)
+{
+	const struct py_layout *L = &p->layout;
+	hmap_clear(&p->ids_seen);
+	for (size_t i = 0; i < n; i++) {
+		th[i].unborn = !th[i].thread_id || (L->tstate_native_thread_id >= 0 && !th[i].os_tid);
+		uint64_t j;
+		if (th[i].unborn)
+			continue;
+		if (!hmap_get(&p->ids_seen, th[i].thread_id, &j)) {
+			hmap_put(&p->ids_seen, th[i].thread_id, i);
+			continue;
+		}
+		uint64_t id_i, id_j;   /* (a state's address comes back too: its id must match) */
+		bool old_i = hmap_get(&p->born, th[i].tstate, &id_i) && id_i == th[i].thread_id;
+		bool old_j = hmap_get(&p->born, th[j].tstate, &id_j) && id_j == th[j].thread_id;
+		if (old_j && !old_i)
+			th[i].unborn = true;
+		else if (old_i && !old_j)
+			th[j].unborn = true;
+	}
+	hmap_clear(&p->born);
+	for (size_t i = 0; i < n; i++)
+		if (!th[i].unborn)
+			hmap_put(&p->born, th[i].tstate, th[i].thread_id);
+}
+
 int py_read_threads(struct py_proc *p, struct py_thread **threads, size_t *n, struct err *e)
 {
 	const struct py_layout *L = &p->layout;
@@ -750,9 +798,14 @@ int py_read_threads(struct py_proc *p, struct py_thread **threads, size_t *n, st
 		th->tstate = ts;
 		th->frames.n = 0;
 		th->truncated = false;
+		/* Found by address: a thread started since goes in at the head and moves the others
+		 * down the list (by position, every copy of a 100-thread program missed). */
 		const uint8_t *buf = tbuf;
-		if (count < nprev && p->ts_prev.v[count] == ts && p->ts_ok.v[count])
-			buf = p->ts_buf + count * want;
+		uint64_t k = count;
+		if (!(count < nprev && p->ts_prev.v[count] == ts) && !hmap_get(&p->ts_prev_ix, ts, &k))
+			k = nprev;
+		if (k < nprev && p->ts_ok.v[k])
+			buf = p->ts_buf + k * want;
 		else if (target_read(p->t, ts, tbuf, want))
 			return err_set(e, target_alive(p->t) ? E_READ : E_NOPROC, "Failed to read a thread state");
 		if (field_u64(buf, L->tstate_interp) != p->interp)
@@ -763,8 +816,11 @@ int py_read_threads(struct py_proc *p, struct py_thread **threads, size_t *n, st
 		if (L->tstate_native_thread_id >= 0)
 			th->os_tid = (int)field_u64(buf, L->tstate_native_thread_id);
 		else {
-			uint64_t tid;
-			if (hmap_get(&p->tid_map, th->thread_id, &tid))
+			/* a thread id mapped for another thread state is another thread's: ids come back
+			 * when a thread reuses an ended one's stack */
+			uint64_t tid, mapped_ts;
+			if (hmap_get(&p->tid_map, th->thread_id, &tid) && hmap_get(&p->tid_ts, th->thread_id, &mapped_ts) &&
+			    mapped_ts == ts)
 				th->os_tid = (int)tid;
 		}
 		if (L->tstate_holds_gil >= 0)
@@ -777,9 +833,13 @@ int py_read_threads(struct py_proc *p, struct py_thread **threads, size_t *n, st
 		th->name = hmap_get(&p->thread_names, th->thread_id, &name) ? (const char *)(uintptr_t)name : NULL;
 		ts = field_u64(buf, L->tstate_next);
 	}
+	mark_unborn(p, p->threads.v, count);
 	p->ts_prev.n = 0;
-	for (size_t k = 0; k < count; k++)
+	hmap_clear(&p->ts_prev_ix);
+	for (size_t k = 0; k < count; k++) {
 		vec_push(&p->ts_prev, p->threads.v[k].tstate);
+		hmap_put(&p->ts_prev_ix, p->threads.v[k].tstate, k);
+	}
 	*threads = p->threads.v;
 	*n = count;
 	return 0;
@@ -787,39 +847,68 @@ int py_read_threads(struct py_proc *p, struct py_thread **threads, size_t *n, st
 
 int py_map_os_tids(struct py_proc *p, struct py_thread *threads, size_t n, struct err *e)
 {
-	/* Remap only when a thread id shows up that the last mapping did not try. */
+	/* Remap only when a thread state shows up without an OS thread that the last mappings did
+	 * not try three times (its OS thread may be starting or ending). */
 	bool missing = false;
+	uint64_t tries;
 	for (size_t i = 0; i < n; i++)
-		if (!threads[i].os_tid && !hmap_get(&p->tid_tried, threads[i].thread_id, NULL))
+		if (!threads[i].os_tid && !(hmap_get(&p->tid_tried, threads[i].tstate, &tries) && tries >= 3))
 			missing = true;
 	if (!missing)
 		return 0;
-	hmap_clear(&p->tid_tried);
-	for (size_t i = 0; i < n; i++)
-		hmap_put(&p->tid_tried, threads[i].thread_id, 1);
-	/* pthread_self() is the thread's fs_base on x86_64: read it from each OS thread. */
+	struct hmap tried;
+	hmap_init(&tried);
+	for (size_t i = 0; i < n; i++) {
+		if (!hmap_get(&p->tid_tried, threads[i].tstate, &tries))
+			tries = 0;
+		hmap_put(&tried, threads[i].tstate, tries + !threads[i].os_tid);
+	}
+	hmap_free(&p->tid_tried);
+	p->tid_tried = tried;
+	/* pthread_self() is the thread's fs_base on x86_64: read it from each OS thread not read
+	 * before (a pause each; it never changes in a thread's life). */
 	pid_t *tids = NULL;
 	size_t ntids = 0;
 	int rc = target_threads(p->t, &tids, &ntids, e);
 	if (rc)
 		return rc;
+	struct hmap fs_now;
+	hmap_init(&fs_now);
 	hmap_clear(&p->tid_map);
 	for (size_t i = 0; i < ntids; i++) {
-		if (target_pause_thread(p->t, tids[i], NULL))
-			continue;
 		uint64_t fs = 0;
-		int r = target_thread_fs_base(tids[i], &fs);
-		target_resume_thread(p->t, tids[i]);
-		if (!r && fs)
-			hmap_put(&p->tid_map, fs, (uint64_t)tids[i]);
+		if (!hmap_get(&p->tid_fs, (uint64_t)tids[i], &fs)) {
+			if (target_pause_thread(p->t, tids[i], NULL))
+				continue;
+			int r = target_thread_fs_base(tids[i], &fs);
+			target_resume_thread(p->t, tids[i]);
+			if (r)
+				fs = 0;
+		}
+		if (!fs)
+			continue;
+		hmap_put(&fs_now, (uint64_t)tids[i], fs);
+		hmap_put(&p->tid_map, fs, (uint64_t)tids[i]);
 	}
 	free(tids);
+	hmap_free(&p->tid_fs);
+	p->tid_fs = fs_now;
+	hmap_clear(&p->tid_ts);
 	for (size_t i = 0; i < n; i++) {
 		uint64_t tid;
 		if (!threads[i].os_tid && hmap_get(&p->tid_map, threads[i].thread_id, &tid))
 			threads[i].os_tid = (int)tid;
+		if (threads[i].os_tid)
+			hmap_put(&p->tid_ts, threads[i].thread_id, threads[i].tstate);
 	}
 	return 0;
+}
+
+void py_forget_os_tid(struct py_proc *p, const struct py_thread *th)
+{
+	hmap_del(&p->tid_map, th->thread_id);
+	hmap_del(&p->tid_ts, th->thread_id);
+	hmap_del(&p->tid_tried, th->tstate);
 }
 
 /* ---- frames -------------------------------------------------------------------------------- */

@@ -54,6 +54,9 @@ struct py_thread {
 	int os_tid;              /* 0 when unknown */
 	const char *name;        /* threading name, interned, or NULL */
 	bool holds_gil;
+	/* made for a thread that is starting and not yet its own: no thread id, no native id
+	 * (3.8+), or the id of the thread that starts it (pre-allocated by it, 2.7-3.12) */
+	bool unborn;
 	VEC(struct py_frame) frames;   /* innermost first */
 	VEC(struct py_rawframe) raw;   /* what py_copy_frames copied, innermost first */
 	bool truncated;          /* the chain hit the depth limit or a bad pointer */
@@ -115,6 +118,10 @@ bool py_thread_holds_gil(struct py_proc *p, const struct py_thread *th);
 /* Fill os_tid for threads where the version doesn't store it, by matching thread_id against
  * each OS thread's fs_base (needs the OS threads to be ptrace-stoppable). */
 int py_map_os_tids(struct py_proc *p, struct py_thread *threads, size_t n, struct err *e);
+/* th's OS thread is gone while its thread state is not: its thread id was mapped for an ended
+ * thread whose stack it reuses (and its thread state came at the same address). The next
+ * py_map_os_tids maps it again. */
+void py_forget_os_tid(struct py_proc *p, const struct py_thread *th);
 /* Fill thread names from threading._active (3.6+ and 2.7). Missing names stay NULL. */
 int py_read_thread_names(struct py_proc *p, struct py_thread *threads, size_t n);
 /* The thread state holding the GIL, 0 for none. */

@@ -167,6 +167,37 @@ def test_threads(interp, start, tmp_path):
         assert k >= 0.2 * n, "thread %s has %d of %d samples with --idle" % (name, k, n)
 
 
+def test_thread_names_follow_reused_ids(interp, start, tmp_path):
+    """Threads started one after another reuse the last one's thread id (its stack): each sampled
+    OS thread still carries its own name, as the workload logged it - not the first name its id
+    was seen with."""
+    log = str(tmp_path / "jobs.log")
+    w = start_prio(start, interp, "thread_churn.py", ["--log", log, "--seconds", 60])
+    stacks, n, _, _ = record_raw(tmp_path, ["--pid", w.pid, "-d", 1.5, "--threads"])
+    with open(log) as f:
+        jobs = [line.split() for line in f if line.strip()]
+    idents = [ident for _, _, ident in jobs]
+    assert len(set(idents)) < len(idents), "no thread id came back in %d jobs" % len(jobs)
+    logged = {int(tid): name for name, tid, _ in jobs if int(tid)}
+    names = {name for name, _, _ in jobs}
+    seen = {}
+    for s, k in stacks.items():
+        if "spin_job" not in names_in(s):
+            continue
+        m = THREAD_FRAME.match(s[0].name)
+        if not m:
+            # `thread (TID)` with no name parses as a frame: a job sampled before threading
+            # registered it (or before the next read of the names)
+            assert s[0].name == "thread" and s[0].file, s
+            continue
+        tid, name = m.group(1), m.group(2)
+        assert name in names, "%s: %r is no job's name" % (tid, name)
+        if tid.isdigit() and logged:
+            assert logged.get(int(tid)) == name, "OS thread %s shown as %r, it was %r" % (tid, name, logged.get(int(tid)))
+        assert seen.setdefault(name, tid) == tid, "%s shown as threads %s and %s" % (name, seen[name], tid)
+    assert len(seen) >= 10, "only %d jobs sampled by name: %s" % (len(seen), sorted(seen))
+
+
 def test_subprocesses(interp, start, tmp_path):
     """--subprocesses follows a multiprocessing pool: each child's stacks sit under
     `process PARENT:"cmdline"` then `process CHILD:"cmdline"`."""
