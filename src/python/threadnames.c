@@ -57,8 +57,7 @@ static int active_dict(struct py_proc *p, uint64_t *active)
 
 /* Rebuild p->thread_names from threading._active. A thread seen before - same id, same Thread
  * object, not in p->names_fresh - keeps the name read then; only new ones have their `_name`
- * looked up. The keys (ints)
- * are read in one vectored read. */
+ * looked up. The keys (ints) are read in one vectored read. */
 static int read_names(struct py_proc *p)
 {
 	struct py_reader *r = &p->rd;

@@ -115,3 +115,14 @@ size_t target_readv(struct target *t, const struct target_iov *iov, size_t n, bo
 	}
 	return good;
 }
+
+/* Held ranges only save system calls: here every read goes to the fake memory. */
+size_t target_hold(struct target *t, const struct target_iov *want, size_t n)
+{
+	(void)t;
+	(void)want;
+	(void)n;
+	return 0;
+}
+
+void target_unhold(struct target *t) { (void)t; }
