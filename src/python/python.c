@@ -716,7 +716,8 @@ int py_gil_sync_range(struct py_proc *p, uint64_t *lo, uint64_t *hi)
 /* A thread state read while its thread starts carries no id yet, or its parent's (the parent
  * allocates it, the new thread sets its own ids first thing): sampled, it would show the new
  * thread's frames - read a moment later - under another thread's id and name. Of two states with
- * one id, the one not taken for born by the last list is the new one. */
+ * one id, the one not taken for born by the last list is the new one (neither is sampled when
+ * the last list does not tell). */
 static void mark_unborn(struct py_proc *p, struct py_thread *th, size_t n)
 {
 	const struct py_layout *L = &p->layout;
@@ -733,10 +734,14 @@ static void mark_unborn(struct py_proc *p, struct py_thread *th, size_t n)
 		uint64_t id_i, id_j;   /* (a state's address comes back too: its id must match) */
 		bool old_i = hmap_get(&p->born, th[i].tstate, &id_i) && id_i == th[i].thread_id;
 		bool old_j = hmap_get(&p->born, th[j].tstate, &id_j) && id_j == th[j].thread_id;
-		if (old_j && !old_i)
+		if (old_j && !old_i) {
 			th[i].unborn = true;
-		else if (old_i && !old_j)
+		} else if (old_i && !old_j) {
 			th[j].unborn = true;
+		} else {
+			/* no way to tell (just attached): neither this time, nor taken for born */
+			th[i].unborn = th[j].unborn = true;
+		}
 	}
 	hmap_clear(&p->born);
 	for (size_t i = 0; i < n; i++)
@@ -852,7 +857,8 @@ int py_map_os_tids(struct py_proc *p, struct py_thread *threads, size_t n, struc
 	bool missing = false;
 	uint64_t tries;
 	for (size_t i = 0; i < n; i++)
-		if (!threads[i].os_tid && !(hmap_get(&p->tid_tried, threads[i].tstate, &tries) && tries >= 3))
+		if (!threads[i].os_tid && !threads[i].unborn &&
+		    !(hmap_get(&p->tid_tried, threads[i].tstate, &tries) && tries >= 3))
 			missing = true;
 	if (!missing)
 		return 0;
@@ -896,6 +902,8 @@ int py_map_os_tids(struct py_proc *p, struct py_thread *threads, size_t n, struc
 	hmap_clear(&p->tid_ts);
 	for (size_t i = 0; i < n; i++) {
 		uint64_t tid;
+		if (threads[i].unborn)
+			continue;   /* its id is its parent's for now */
 		if (!threads[i].os_tid && hmap_get(&p->tid_map, threads[i].thread_id, &tid))
 			threads[i].os_tid = (int)tid;
 		if (threads[i].os_tid)
