@@ -132,4 +132,8 @@ test-valgrind: mixspy $(UNIT_BIN)
 		$(VG_PY) tests/native_ext/gil_contention.py --threads 4 --seconds 4
 	$(VALGRIND) ./mixspy record --native --idle -d 2 -r 50 --format raw -o $(BUILD)/valgrind/gil-native.txt -- \
 		$(VG_PY) tests/native_ext/gil_contention.py --threads 4 --seconds 4
-	@test -s $(BUILD)/valgrind/gil.txt && test -s $(BUILD)/valgrind/gil-native.txt && echo "test-valgrind: clean"
+	@# threads that start as others end, on reused thread ids: names, thread states not yet born
+	$(VALGRIND) ./mixspy record --threads -d 2 -r 50 --format raw -o $(BUILD)/valgrind/churn.txt -- \
+		$(VG_PY) tests/native_ext/thread_churn.py --log $(BUILD)/valgrind/churn.log --seconds 4
+	@test -s $(BUILD)/valgrind/gil.txt && test -s $(BUILD)/valgrind/gil-native.txt && \
+		grep -q "job-" $(BUILD)/valgrind/churn.txt && echo "test-valgrind: clean"
