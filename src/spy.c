@@ -670,11 +670,13 @@ enum { SAMPLE_DONE = 0, SAMPLE_SKIP = 1, SAMPLE_RETRY = 2 };
 
 /* One thread's sample of this tick, as planned: read asleep (quiet, when the plan read it so),
  * paused, or unpaused (--nonblocking). SAMPLE_SKIP: no sample of it this tick; SAMPLE_RETRY: its
- * read asleep cannot be walked (ask again, not quiet); a negative code: the process is gone. */
-static int sample_thread(struct spy *s, struct py_thread *th, const struct thread_plan *pl, bool quiet, double t,
+ * read asleep cannot be walked, or its read off its CPU did not stand (ask again, with `again`:
+ * then it is paused); a negative code: the process is gone. */
+static int sample_thread(struct spy *s, struct py_thread *th, const struct thread_plan *pl, bool again, double t,
 			 struct err *e)
 {
 	int rc;
+	bool quiet = pl->quiet && !again;
 	int running = pl->running;
 	enum futex_wait fw = pl->fw;
 	bool paused = false;
@@ -687,7 +689,7 @@ static int sample_thread(struct spy *s, struct py_thread *th, const struct threa
 	 * again - all that time holding the GIL. The read stands if the watch's head did not move
 	 * meanwhile; else it is paused and read again. */
 	uint64_t head0 = 0;
-	bool off_cpu = !quiet && !s->o.nonblocking && !s->o.native && th->os_tid && th->holds_gil &&
+	bool off_cpu = !quiet && !again && !s->o.nonblocking && !s->o.native && th->os_tid && th->holds_gil &&
 		       target_preempted(&s->t, th->os_tid, &head0);
 	if (!quiet && !off_cpu && !s->o.nonblocking && th->os_tid) {
 		if (target_pause_thread(&s->t, th->os_tid, NULL) == 0)
@@ -837,9 +839,9 @@ int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct e
 	for (size_t i = 0; i < nthreads; i++) {
 		if (plan[i].skip)
 			continue;
-		int r = sample_thread(s, &threads[i], &plan[i], plan[i].quiet, t, e);
+		int r = sample_thread(s, &threads[i], &plan[i], false, t, e);
 		if (r == SAMPLE_RETRY)
-			r = sample_thread(s, &threads[i], &plan[i], false, t, e);
+			r = sample_thread(s, &threads[i], &plan[i], true, t, e);
 		if (r < 0)
 			return r;
 	}
