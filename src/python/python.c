@@ -806,8 +806,8 @@ int py_read_threads(struct py_proc *p, struct py_thread **threads, size_t *n, st
 		/* Found by address: a thread started since goes in at the head and moves the others
 		 * down the list (by position, every copy of a 100-thread program missed). */
 		const uint8_t *buf = tbuf;
-		uint64_t k = count;
-		if (!(count < nprev && p->ts_prev.v[count] == ts) && !hmap_get(&p->ts_prev_ix, ts, &k))
+		uint64_t k;
+		if (!hmap_get(&p->ts_prev_ix, ts, &k))
 			k = nprev;
 		if (k < nprev && p->ts_ok.v[k])
 			buf = p->ts_buf + k * want;
