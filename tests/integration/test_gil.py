@@ -185,6 +185,19 @@ def contend_line_range():
     return {at - 2, at - 1, at}
 
 
+def contender_stacks(path, state):
+    """--gil-split --threads raw output at path -> (its text, [(labels, count)] of gil_contention.py's
+    contender threads in GIL state `state`)."""
+    with open(path, encoding="utf-8") as f:
+        raw = f.read()
+    out = []
+    for labels, count in raw_stacks(raw):
+        name = thread_name_of(labels[1])   # every stack's second frame is its thread
+        if labels[0] == state and (name or "").startswith("contender-"):
+            out.append((labels, count))
+    return raw, out
+
+
 def test_waiters_read_without_pause(interp, start, tmp_path):
     """Python-only, a thread asleep waiting for the GIL is read without a pause (3.7+: the GIL's
     last holder and switch count, read around the read, show it did not take the GIL meanwhile),
@@ -200,14 +213,10 @@ def test_waiters_read_without_pause(interp, start, tmp_path):
     m = STATS_RE.search(stderr)
     assert m, "no stats line:\n%s" % stderr
     pauses, unpaused = int(m.group(1)), int(m.group(2))
-    with open(out, encoding="utf-8") as f:
-        raw = f.read()
+    raw, stacks = contender_stacks(out, "waiting")
     contend_lines = contend_line_range()
     waiting = 0
-    for labels, count in raw_stacks(raw):
-        name = thread_name_of(labels[1])
-        if labels[0] != "waiting" or not name or not name.startswith("contender-"):
-            continue
+    for labels, count in stacks:
         waiting += count
         leaf = harness.parse_frame_label(labels[-1])
         assert leaf.name == "contend" and (leaf.file or "").endswith("gil_contention.py") \
@@ -443,14 +452,10 @@ def test_holder_off_cpu_read_where_it_stands(interp, start, tmp_path):
     assert rc == 0, stderr
     m = OFF_CPU_RE.search(stderr)
     assert m and int(m.group(1)) > 0, "no holder read off its CPU:\n%s" % stderr
-    with open(out, encoding="utf-8") as f:
-        raw = f.read()
+    raw, stacks = contender_stacks(out, "held")
     contend_lines = contend_line_range()
     held = 0
-    for labels, count in raw_stacks(raw):
-        name = thread_name_of(labels[1])
-        if labels[0] != "held" or not (name or "").startswith("contender-"):
-            continue
+    for labels, count in stacks:
         frames = [harness.parse_frame_label(x) for x in labels[2:]]
         names = [f.name for f in frames]
         assert names[-1] == "contend" and frames[-1].line in contend_lines, labels
