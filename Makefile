@@ -73,7 +73,7 @@ test: test-deps mixspy unit fuzz-corpus integration
 demo: mixspy
 	sh scripts/demo.sh
 
-bench: mixspy
+bench: mixspy $(BUILD)/bench/floor
 	@sh scripts/deps.sh bench
 	sh bench/run.sh
 

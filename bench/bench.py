@@ -25,6 +25,10 @@ competing counterpart:
                so samples/s = ticks/s): the highest rate it sustains without falling behind
   accuracy     busy_75_25.py sampled at that highest rate: heavy()'s share should stay 75 +- 2
   first sample time from starting `record --native --pid` to its first sample, numpy imported
+  floor        what the machine charges for a pause before anything is read (bench/floor.c: a busy C
+               loop on another CPU, seized throughout, interrupted and let go at 100 Hz, timed as
+               mixspy times its pauses), bare and with a 27 KB copy while it stands (what a --native
+               pause of the deep workload copies); taken at the start, the middle and the end
   long run     --native at 1000 Hz for 60 s (BENCH_QUICK: 15 s): peak RSS and CPU
 Where Debian's austin runs (pyenv 3.8-3.10), the deep, threads and mixed workloads run under that
 interpreter too, sampled by austin and by mixspy in the same rounds, and both top rates are taken.
@@ -49,6 +53,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 NATIVE_EXT = os.path.join(REPO, "tests", "native_ext")
 MIXSPY = os.environ.get("MIXSPY", os.path.join(REPO, "mixspy"))
+FLOOR = os.environ.get("MIXSPY_FLOOR", os.path.join(REPO, "build", "bench", "floor"))
 STATS = re.compile(r"mixspy-stats: pid \d+ pauses (\d+) pause_us p50 ([\d.]+) p90 [\d.]+ p99 ([\d.]+) "
                    r"max [\d.]+ maxrss_kb (-?\d+) first_sample_mono ([\d.]+) unpaused \d+ "
                    r"last_sample_mono ([\d.]+) cpu_at_first ([\d.]+) cpu_now ([\d.]+)")
@@ -263,6 +268,19 @@ def stretches(py, kind, ext, tmp, configs, rounds, secs):
     return out
 
 
+def floor(secs):
+    """bench/floor.c for secs at 100 Hz: {"bare": (p50, p99), "copy": (p50, p99)} in us, or None
+    when it is not built or cannot pause here."""
+    if not os.access(FLOOR, os.X_OK):
+        return None
+    r = subprocess.run([FLOOR, str(secs), "100", str(27 * 1024)], capture_output=True, text=True, timeout=secs + 30)
+    f = r.stdout.split()
+    if r.returncode != 0 or len(f) != 8:
+        sys.stderr.write("bench: floor: %s" % (r.stderr or r.stdout))
+        return None
+    return {"bare": (float(f[2]), float(f[3])), "copy": (float(f[6]), float(f[7]))}
+
+
 def standstills(py, tmp, mode, secs):
     """The `clock` workload sampled at 100 Hz: each of mixspy's pauses matched with the stall
     the target itself saw (the longest overlap). Returns (standstills us, mixspy's own us,
@@ -404,6 +422,7 @@ def main():
     kinds = ("deep", "threads", "mixed", "numpy")
     akinds = tuple(k for k in ("deep", "threads", "mixed") if k != "mixed" or args.austin_ext) if use_austin else ()
     cost, acost = {}, {}
+    floors = [floor(still_secs)]
     with tempfile.TemporaryDirectory(prefix="mixspy-bench-") as tmp:
         for k in kinds:
             ext = args.ext if k == "mixed" else None
@@ -414,6 +433,7 @@ def main():
             acost[k] = stretches(args.austin_python, k, ext, tmp, [CONTROL] + AUSTIN_CONFIGS, args.rounds,
                                  args.period)
             sys.stderr.write("bench: %s (austin) done (%.0f s)\n" % (k, time.perf_counter() - t_start))
+        floors.append(floor(still_secs))
         still = {m: standstills(args.python, tmp, m, still_secs) for m in ("blocking", "native")}
         # Highest sustained rates, alternating the modes.
         top = {}
@@ -433,6 +453,8 @@ def main():
         firsts = [first_native_sample(args, tmp) for _ in range(3 if args.quick else 5)]
         sys.stderr.write("bench: first samples done (%.0f s)\n" % (time.perf_counter() - t_start))
         lr = long_run(args, tmp, long_secs)
+    floors.append(floor(still_secs))
+    floors = [f for f in floors if f]
 
     load1 = os.getloadavg()
     pv = pyversion(args.python)
@@ -495,6 +517,14 @@ def main():
                                                  own[len(own) // 2], own[int(len(own) * 0.99)], len(seen), n))
         else:
             print("  %-9s no pause matched (%d pauses)" % (m, n))
+    if floors:
+        print("Machine floor (bench/floor.c, 100 Hz, %d s each; start, middle, end): a pause that reads nothing" % still_secs)
+        for what, label in (("bare", "nothing read"), ("copy", "27 KB copied")):
+            print("  %-12s p50 %s us  p99 %s us" % (
+                label, " / ".join("%.1f" % f[what][0] for f in floors),
+                " / ".join("%.1f" % f[what][1] for f in floors)))
+    else:
+        print("Machine floor: bench/floor.c not built or cannot pause here (make bench builds it)")
     print()
     print("Highest sustained rate: samples/s when asking for 1,000,000/s, %d s x %d (median)" % (rate_secs, rate_reps))
     tops = {}
@@ -538,9 +568,11 @@ def main():
           ", ".join("%s %+.1f%%" % (k, v) for k, v in nat))
     dp50 = statistics.median(x["p50"] for _, x in cost["deep"][native100])
     seen = sorted(still["native"][0])
+    fl = ", machine floor with a 27 KB copy %.1f us (median of %d)" % (
+        statistics.median(f["copy"][0] for f in floors), len(floors)) if floors else ""
     check("--native 100 Hz median pause < 50 us on deep", dp50 < 50,
-          "%.1f us in mixspy's view%s" % (dp50, ", %.1f us standstill seen by the target (clock)" % seen[len(seen) // 2]
-                                           if seen else ""))
+          "%.1f us in mixspy's view%s%s" % (dp50, ", %.1f us standstill seen by the target (clock)" % seen[len(seen) // 2]
+                                             if seen else "", fl))
     check("--native top rate on mixed >= 2,000/s", tops[top_specs[2]] >= 2000, "%.0f/s" % tops[top_specs[2]])
     check("first --native sample with numpy < 0.5 s", fs < 0.5, "%.3f s" % fs)
     check("peak RSS < 50 MB after %d s at 1000 Hz --native" % long_secs, lr["rss"] < 50 * 1024,

@@ -20,6 +20,11 @@ $(BUILD)/bench/unwind_bench: bench/unwind_bench.c $(BUILD)/libmixspy.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libmixspy.a $(LDFLAGS) $(LDLIBS)
 
+# the pause's cost on this machine with nothing read (bench/bench.py prints it beside mixspy's)
+$(BUILD)/bench/floor: bench/floor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $<
+
 .PHONY: unwind-bench
 unwind-bench: $(BUILD)/bench/unwind_bench
 	$(BUILD)/bench/unwind_bench

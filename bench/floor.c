@@ -1,0 +1,155 @@
+/*
+ * floor.c - what this machine charges for a pause before mixspy reads anything: a child busy in
+ * a plain C loop (no Python, writing over a 32 KB buffer as a running thread writes its stack) is
+ * seized once and then, RATE times a second for SECONDS, interrupted, waited for, and let go -
+ * the same calls mixspy's pause makes (PTRACE_INTERRUPT, a waitpid poll, PTRACE_CONT). Each
+ * pause is timed as mixspy times its own: from before the interrupt to after the resume. Every
+ * other pause also copies COPY bytes of the child's buffer while it stands (one
+ * process_vm_readv, as a --native pause copies stack and frames), so both are measured side by
+ * side, in the same stretch. With two CPUs or more the child runs on one and we on another.
+ *
+ *   floor SECONDS RATE COPY  ->  "bare N p50 p99 copy N p50 p99" (microseconds)
+ *
+ * Run by bench/bench.py; `make bench` builds it.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BUF_LEN (32 * 1024)
+#define MAX_PAUSES 200000
+
+static char child_buf[BUF_LEN];
+
+static double now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static void pin_to(int cpu)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	sched_setaffinity(0, sizeof set, &set);
+}
+
+static int by_value(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void print_row(const char *what, double *v, size_t n)
+{
+	qsort(v, n, sizeof *v, by_value);
+	printf("%s %zu %.1f %.1f", what, n, n ? v[n / 2] : 0.0, n ? v[(size_t)((double)(n - 1) * 0.99)] : 0.0);
+}
+
+/* Wait for the interrupt's stop: poll for up to 1 ms (the child runs on another CPU and stops
+ * within microseconds), then block. */
+static int wait_stop(pid_t pid)
+{
+	int status;
+	double until = now_us() + 1000.0;
+	for (;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG | __WALL);
+		if (r == pid)
+			return WIFSTOPPED(status) ? 0 : -1;
+		if (r < 0 && errno != EINTR)
+			return -1;
+		if (now_us() > until)
+			break;
+	}
+	if (waitpid(pid, &status, __WALL) != pid)
+		return -1;
+	return WIFSTOPPED(status) ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 4) {
+		fprintf(stderr, "usage: floor SECONDS RATE COPY\n");
+		return 2;
+	}
+	double secs = atof(argv[1]);
+	int rate = atoi(argv[2]);
+	size_t copy = (size_t)atol(argv[3]);
+	if (secs <= 0 || rate <= 0 || copy > BUF_LEN) {
+		fprintf(stderr, "floor: SECONDS and RATE must be positive, COPY at most %d\n", BUF_LEN);
+		return 2;
+	}
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	pid_t pid = fork();
+	if (pid < 0) {
+		perror("floor: fork");
+		return 1;
+	}
+	if (pid == 0) {
+		if (ncpu > 1)
+			pin_to(1);
+		for (unsigned long i = 0;; i++)
+			child_buf[(i * 64) % BUF_LEN] = (char)i;
+	}
+	if (ncpu > 1)
+		pin_to(0);
+	int rc = 1;
+	double *bare = calloc(MAX_PAUSES, sizeof(double)), *copied = calloc(MAX_PAUSES, sizeof(double));
+	char *local = malloc(BUF_LEN);
+	size_t nb = 0, nc = 0;
+	if (!bare || !copied || !local || ptrace(PTRACE_SEIZE, pid, 0, 0) != 0) {
+		perror("floor: PTRACE_SEIZE");
+		goto out;
+	}
+	struct timespec gap = { 0, 1000000000L / rate };
+	double end = now_us() + secs * 1e6;
+	for (int i = 0; now_us() < end && nb < MAX_PAUSES && nc < MAX_PAUSES; i++) {
+		nanosleep(&gap, NULL);
+		double t0 = now_us();
+		if (ptrace(PTRACE_INTERRUPT, pid, 0, 0) != 0 || wait_stop(pid) != 0) {
+			perror("floor: pause");
+			goto out;
+		}
+		if (i & 1) {
+			struct iovec l = { local, copy }, r = { child_buf, copy };
+			if (process_vm_readv(pid, &l, 1, &r, 1, 0) != (ssize_t)copy) {
+				perror("floor: process_vm_readv");
+				goto out;
+			}
+		}
+		if (ptrace(PTRACE_CONT, pid, 0, 0) != 0) {
+			perror("floor: PTRACE_CONT");
+			goto out;
+		}
+		double t = now_us() - t0;
+		if (i & 1)
+			copied[nc++] = t;
+		else
+			bare[nb++] = t;
+	}
+	print_row("bare", bare, nb);
+	printf(" ");
+	print_row("copy", copied, nc);
+	printf("\n");
+	rc = 0;
+out:
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, __WALL);
+	free(bare);
+	free(copied);
+	free(local);
+	return rc;
+}
