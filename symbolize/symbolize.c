@@ -32,6 +32,67 @@ struct sym_span {
 	uint32_t first, count;
 };
 
+#define SYM_NONE UINT32_MAX
+
+/* [lo, hi) of entry ix of a function table or a CU's list of functions (DWARF addresses: no bias). */
+struct sym_range {
+	uint64_t lo, hi;
+	uint32_t ix;
+};
+typedef VEC(struct sym_range) sym_ranges;
+
+/* A function, or a call inlined into it, in the tree of a function's DIEs. */
+struct sym_scope {
+	Dwarf_Die die;
+	uint32_t parent;   /* the scope it is inlined into (SYM_NONE: the function itself) */
+	uint32_t depth;
+	bool inlined;
+};
+
+/* A function of a CU and, once an address in it was looked up, every call inlined into it with
+ * its ranges: an address's chain of inlined calls is then a scan of these, where libdw's
+ * dwarf_getscopes walks the CU's DIEs from the top for each address (1.2 ms a new address in
+ * _PyEval_EvalFrameDefault, whose CU is all of ceval.c: over half of mixspy's CPU in the first
+ * seconds of --native on a busy Python loop, each sample's innermost pc being new). */
+struct sym_fn {
+	Dwarf_Die die;
+	bool built;
+	VEC(struct sym_scope) scopes;
+	sym_ranges ranges;   /* of scopes, by lo */
+};
+
+/* An ELF symbol's range, known to hold that symbol alone: no other symbol starts inside it. */
+struct sym_known {
+	uint64_t lo, hi;
+	const char *name;   /* interned */
+};
+
+/* A range of a module's addresses (in the target) and the CU that holds its code. Without
+ * .debug_aranges (pyenv's libpython) dwfl_module_addrdie looks through the CUs for each address:
+ * ~0.5 ms, most of what a new address cost once its symbol and inlined calls came from tables. */
+struct sym_cu_at {
+	uint64_t lo, hi;
+	Dwarf_Die *cu;      /* libdwfl's, for the Dwfl's life */
+	Dwarf_Addr bias;
+};
+
+/* A module's symbols as dwfl_module_addrinfo found them. It scans the whole symbol table for
+ * each address (three quarters of a new address's cost in libpython, ~0.6 ms), so a symbol it
+ * found is kept by its range, and another address in that range is given the same symbol - when
+ * no other symbol starts inside the range (glibc's string functions have entry points inside one
+ * another), which the sorted starts of the module's symbols tell. */
+struct sym_mod {
+	VEC(uint64_t) starts;         /* every defined symbol's address, sorted */
+	VEC(struct sym_known) known;  /* by lo, not overlapping */
+	VEC(struct sym_cu_at) cus;    /* by lo, not overlapping */
+};
+
+/* A CU's functions (its DW_TAG_subprogram children with code) by address. */
+struct sym_cu {
+	VEC(struct sym_fn *) fns;
+	sym_ranges ranges;   /* of fns, by lo */
+};
+
 struct symbolizer {
 	struct target *t;
 	struct interner *strs;
@@ -47,6 +108,11 @@ struct symbolizer {
 	int cs_state;                   /* 0 not tried, 1 open, -1 failed */
 	VEC(struct sym_span) spans;
 	VEC(struct sym_frame) frames;
+	struct hmap cus;                /* a CU DIE's address -> index into cu_tabs */
+	struct hmap mods;               /* a Dwfl_Module -> index into mod_syms */
+	VEC(struct sym_mod *) mod_syms;
+	VEC(struct sym_cu *) cu_tabs;
+	bool reference;                 /* sym_reference: libdw's lookups for every address */
 };
 
 /* ---- modules --------------------------------------------------------------------------------- */
@@ -117,8 +183,39 @@ static uint64_t sym_modules_sig(const struct target *t)
 	return h;
 }
 
+static void sym_fn_tables_free(struct symbolizer *s)
+{
+	for (size_t i = 0; i < s->cu_tabs.n; i++) {
+		struct sym_cu *c = s->cu_tabs.v[i];
+		for (size_t k = 0; k < c->fns.n; k++) {
+			vec_free(&c->fns.v[k]->scopes);
+			vec_free(&c->fns.v[k]->ranges);
+			free(c->fns.v[k]);
+		}
+		vec_free(&c->fns);
+		vec_free(&c->ranges);
+		free(c);
+	}
+	s->cu_tabs.n = 0;
+	hmap_clear(&s->cus);
+}
+
+static void sym_mods_free(struct symbolizer *s)
+{
+	for (size_t i = 0; i < s->mod_syms.n; i++) {
+		vec_free(&s->mod_syms.v[i]->starts);
+		vec_free(&s->mod_syms.v[i]->known);
+		vec_free(&s->mod_syms.v[i]->cus);
+		free(s->mod_syms.v[i]);
+	}
+	s->mod_syms.n = 0;
+	hmap_clear(&s->mods);
+}
+
 static void sym_cache_clear(struct symbolizer *s)
 {
+	sym_fn_tables_free(s);   /* their DIEs point into the Dwfl's data, which may be rebuilt */
+	sym_mods_free(s);
 	hmap_clear(&s->cache);
 	hmap_clear(&s->parts);
 	s->spans.n = 0;
@@ -185,6 +282,245 @@ static const char *sym_call_file(struct symbolizer *s, Dwarf_Die *cu, Dwarf_Die 
 		return NULL;
 	const char *f = dwarf_filesrc(files, idx, NULL, NULL);
 	return f ? intern(s->strs, f) : NULL;
+}
+
+/* ---- ELF symbols (see struct sym_mod) ---------------------------------------------------------- */
+
+static int sym_u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static struct sym_mod *sym_mod_of(struct symbolizer *s, Dwfl_Module *mod)
+{
+	uint64_t ix;
+	if (hmap_get(&s->mods, (uint64_t)(uintptr_t)mod, &ix))
+		return s->mod_syms.v[ix];
+	struct sym_mod *m = xcalloc(1, sizeof *m);
+	int n = dwfl_module_getsymtab(mod);
+	for (int i = 1; i < n; i++) {
+		GElf_Sym sym;
+		GElf_Addr addr;
+		GElf_Word shndx;
+		const char *name = dwfl_module_getsym_info(mod, i, &sym, &addr, &shndx, NULL, NULL);
+		int type = GELF_ST_TYPE(sym.st_info);
+		if (name && shndx != SHN_UNDEF && type != STT_SECTION && type != STT_FILE && type != STT_TLS)
+			vec_push(&m->starts, (uint64_t)addr);
+	}
+	qsort(m->starts.v, m->starts.n, sizeof(uint64_t), sym_u64_cmp);
+	hmap_put(&s->mods, (uint64_t)(uintptr_t)mod, s->mod_syms.n);
+	vec_push(&s->mod_syms, m);
+	return m;
+}
+
+/* The index of the first known range of m whose end is above a. */
+static size_t sym_known_at(const struct sym_mod *m, uint64_t a)
+{
+	size_t lo = 0, hi = m->known.n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (m->known.v[mid].hi <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The name of the ELF symbol that holds a (interned), as dwfl_module_addrinfo finds it; NULL
+ * when there is none with a name. */
+static const char *sym_symbol_at(struct symbolizer *s, Dwfl_Module *mod, uint64_t a)
+{
+	GElf_Off off;
+	GElf_Sym sym;
+	if (s->reference) {
+		const char *sname = dwfl_module_addrinfo(mod, a, &off, &sym, NULL, NULL, NULL);
+		return sname && sname[0] ? intern(s->strs, sname) : NULL;
+	}
+	struct sym_mod *m = sym_mod_of(s, mod);
+	size_t k = sym_known_at(m, a);
+	if (k < m->known.n && m->known.v[k].lo <= a)
+		return m->known.v[k].name;
+	const char *sname = dwfl_module_addrinfo(mod, a, &off, &sym, NULL, NULL, NULL);
+	if (!sname || !sname[0])
+		return NULL;
+	const char *name = intern(s->strs, sname);
+	uint64_t lo = a - off, hi = lo + sym.st_size;
+	if (sym.st_size == 0 || off >= sym.st_size)
+		return name;   /* a sizeless symbol, or the nearest one below: not a range */
+	/* alone in its range: the first start above lo is at hi or beyond */
+	size_t i = 0, j = m->starts.n;
+	while (i < j) {
+		size_t mid = i + (j - i) / 2;
+		if (m->starts.v[mid] <= lo)
+			i = mid + 1;
+		else
+			j = mid;
+	}
+	k = sym_known_at(m, lo);
+	if ((i == m->starts.n || m->starts.v[i] >= hi) && (k == m->known.n || m->known.v[k].lo >= hi)) {
+		struct sym_known kn = { lo, hi, name };
+		vec_push(&m->known, kn);   /* grows by one, then moved into its place */
+		memmove(&m->known.v[k + 1], &m->known.v[k], (m->known.n - 1 - k) * sizeof kn);
+		m->known.v[k] = kn;
+	}
+	return name;
+}
+
+/* The CU that holds a, as dwfl_module_addrdie finds it (and *bias); NULL when none does. Each CU
+ * found is kept by its ranges. */
+static Dwarf_Die *sym_cu_at(struct symbolizer *s, Dwfl_Module *mod, uint64_t a, Dwarf_Addr *bias)
+{
+	if (s->reference)
+		return dwfl_module_addrdie(mod, a, bias);
+	struct sym_mod *m = sym_mod_of(s, mod);
+	size_t lo = 0, hi = m->cus.n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (m->cus.v[mid].hi <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < m->cus.n && m->cus.v[lo].lo <= a) {
+		*bias = m->cus.v[lo].bias;
+		return m->cus.v[lo].cu;
+	}
+	Dwarf_Die *cu = dwfl_module_addrdie(mod, a, bias);
+	if (!cu)
+		return NULL;
+	Dwarf_Addr base, rlo, rhi;
+	ptrdiff_t off = 0;
+	while ((off = dwarf_ranges(cu, off, &base, &rlo, &rhi)) > 0) {
+		struct sym_cu_at c = { rlo + *bias, rhi + *bias, cu, *bias };
+		size_t k = 0, j = m->cus.n;
+		while (k < j) {
+			size_t mid = k + (j - k) / 2;
+			if (m->cus.v[mid].hi <= c.lo)
+				k = mid + 1;
+			else
+				j = mid;
+		}
+		if (c.lo >= c.hi || (k < m->cus.n && m->cus.v[k].lo < c.hi))
+			continue;   /* empty, or overlapping a range kept already */
+		vec_push(&m->cus, c);
+		memmove(&m->cus.v[k + 1], &m->cus.v[k], (m->cus.n - 1 - k) * sizeof c);
+		m->cus.v[k] = c;
+	}
+	return cu;
+}
+
+/* ---- function tables (see struct sym_fn) ---------------------------------------------------------- */
+
+static int sym_range_cmp(const void *a, const void *b)
+{
+	const struct sym_range *x = a, *y = b;
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* Each address range of die, as entry ix. */
+static void sym_add_ranges(Dwarf_Die *die, uint32_t ix, sym_ranges *v)
+{
+	Dwarf_Addr base, lo, hi;
+	ptrdiff_t off = 0;
+	while ((off = dwarf_ranges(die, off, &base, &lo, &hi)) > 0)
+		if (lo < hi) {
+			struct sym_range r = { lo, hi, ix };
+			vec_push(v, r);
+		}
+}
+
+/* The functions of a CU, listed on the first lookup in it. */
+static struct sym_cu *sym_cu_table(struct symbolizer *s, Dwarf_Die *cu)
+{
+	uint64_t ix;
+	if (hmap_get(&s->cus, (uint64_t)(uintptr_t)cu->addr, &ix))
+		return s->cu_tabs.v[ix];
+	struct sym_cu *c = xcalloc(1, sizeof *c);
+	/* the CU's children, and those of its namespaces (C++) */
+	Dwarf_Die stack[8], die;
+	int depth = 0;
+	if (dwarf_child(cu, &die) == 0) {
+		stack[depth++] = die;
+		while (depth > 0) {
+			Dwarf_Die d = stack[--depth];
+			for (bool more = true; more;) {
+				int tag = dwarf_tag(&d);
+				if (tag == DW_TAG_subprogram) {
+					struct sym_fn *fn = xcalloc(1, sizeof *fn);
+					fn->die = d;
+					size_t before = c->ranges.n;
+					sym_add_ranges(&d, (uint32_t)c->fns.n, &c->ranges);
+					if (c->ranges.n > before)
+						vec_push(&c->fns, fn);
+					else
+						free(fn);   /* a declaration, or inlined everywhere */
+				} else if (tag == DW_TAG_namespace && depth < 8 && dwarf_child(&d, &die) == 0) {
+					stack[depth++] = die;
+				}
+				more = dwarf_siblingof(&d, &d) == 0;
+			}
+		}
+	}
+	qsort(c->ranges.v, c->ranges.n, sizeof(struct sym_range), sym_range_cmp);
+	hmap_put(&s->cus, (uint64_t)(uintptr_t)cu->addr, s->cu_tabs.n);
+	vec_push(&s->cu_tabs, c);
+	return c;
+}
+
+/* Every scope of fn's tree under die (whose scope is parent, at depth): calls inlined into it,
+ * nested functions, and what lexical blocks hold. */
+static void sym_fn_walk(struct sym_fn *fn, Dwarf_Die *die, uint32_t parent, uint32_t depth)
+{
+	Dwarf_Die child;
+	if (depth > 4096 || dwarf_child(die, &child) != 0)
+		return;
+	do {
+		int tag = dwarf_tag(&child);
+		if (tag == DW_TAG_inlined_subroutine || tag == DW_TAG_subprogram) {
+			uint32_t ix = (uint32_t)fn->scopes.n;
+			struct sym_scope sc = { child, parent, depth + 1, tag == DW_TAG_inlined_subroutine };
+			vec_push(&fn->scopes, sc);
+			sym_add_ranges(&child, ix, &fn->ranges);
+			sym_fn_walk(fn, &child, ix, depth + 1);
+		} else if (tag == DW_TAG_lexical_block || tag == DW_TAG_try_block || tag == DW_TAG_catch_block) {
+			sym_fn_walk(fn, &child, parent, depth);
+		}
+	} while (dwarf_siblingof(&child, &child) == 0);
+}
+
+static void sym_fn_build(struct sym_fn *fn)
+{
+	fn->built = true;
+	struct sym_scope top = { fn->die, SYM_NONE, 0, false };
+	vec_push(&fn->scopes, top);
+	sym_fn_walk(fn, &fn->die, 0, 0);
+	qsort(fn->ranges.v, fn->ranges.n, sizeof(struct sym_range), sym_range_cmp);
+}
+
+/* The innermost scope at a (DWARF address) of the function of cu that holds it, and that
+ * function's table; false when no function of the CU lists a range that holds a. */
+static bool sym_fn_scope(struct symbolizer *s, Dwarf_Die *cu, Dwarf_Addr a, struct sym_fn **out, uint32_t *scope)
+{
+	struct sym_cu *c = sym_cu_table(s, cu);
+	struct sym_fn *fn = NULL;
+	for (size_t i = 0; i < c->ranges.n && c->ranges.v[i].lo <= a && !fn; i++)
+		if (a < c->ranges.v[i].hi)
+			fn = c->fns.v[c->ranges.v[i].ix];
+	if (!fn)
+		return false;
+	if (!fn->built)
+		sym_fn_build(fn);
+	uint32_t best = 0;
+	for (size_t i = 0; i < fn->ranges.n && fn->ranges.v[i].lo <= a; i++) {
+		const struct sym_range *r = &fn->ranges.v[i];
+		if (a < r->hi && fn->scopes.v[r->ix].depth > fn->scopes.v[best].depth)
+			best = r->ix;
+	}
+	*out = fn;
+	*scope = best;
+	return true;
 }
 
 /* Replace *die by the function (real or inlined) that contains it. */
@@ -366,6 +702,66 @@ static bool sym_startup_symbol(const char *sym)
 	return false;
 }
 
+/* The frames of DWARF address da (a in the target) in cu, innermost inlined call first, onto
+ * s->frames: from the function's table, or from dwarf_getscopes where the CU lists no function
+ * holding it (or sym_reference asks for it). */
+static void sym_dwarf_frames(struct symbolizer *s, Dwarf_Die *cu, Dwarf_Addr da, uint64_t pc, uint64_t a,
+			     const char *module, const char *symbol)
+{
+	struct sym_fn *fn = NULL;
+	uint32_t at = SYM_NONE;
+	Dwarf_Die *scopes = NULL, cur;
+	bool have = false;
+	if (!s->reference && sym_fn_scope(s, cu, da, &fn, &at)) {
+		cur = fn->scopes.v[at].die;
+		have = true;
+	} else {
+		/* dwarf_getscopes gives the scopes of the innermost inlined instance but not always
+		 * the function it is inlined into: climb the DIE tree for each caller. */
+		int ns = dwarf_getscopes(cu, da, &scopes);
+		for (int i = 0; i < ns && !have; i++) {
+			int tag = dwarf_tag(&scopes[i]);
+			if (tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine) {
+				cur = scopes[i];
+				have = true;
+			}
+		}
+	}
+	const char *file = NULL;
+	int line = 0;
+	Dwarf_Line *dl = have ? dwarf_getsrc_die(cu, da) : NULL;
+	if (dl) {
+		const char *f = dwarf_linesrc(dl, NULL, NULL);
+		file = f ? intern(s->strs, f) : NULL;
+		if (dwarf_lineno(dl, &line) != 0)
+			line = 0;
+	}
+	for (int kept = 0; have && kept < SYM_MAX_FRAMES_PER_PC; kept++) {
+		const char *name = dwarf_diename(&cur);
+		bool inl = dwarf_tag(&cur) == DW_TAG_inlined_subroutine;
+		struct sym_frame f = {
+			.func = name ? intern(s->strs, name) : symbol,
+			.file = file, .line = line, .module = module, .addr = pc,
+			.inlined = inl, .symbol = symbol,
+		};
+		if (!f.func)
+			f.func = sym_fallback_name(s, a, &module);
+		vec_push(&s->frames, f);
+		if (!inl)
+			break;   /* the real function */
+		file = sym_call_file(s, cu, &cur, &line);
+		if (fn) {
+			at = fn->scopes.v[at].parent;
+			have = at != SYM_NONE;
+			if (have)
+				cur = fn->scopes.v[at].die;
+		} else {
+			have = sym_outer_function(&cur);
+		}
+	}
+	free(scopes);
+}
+
 static uint32_t sym_resolve(struct symbolizer *s, uint64_t pc, uint64_t a)
 {
 	size_t first = s->frames.n;
@@ -375,57 +771,14 @@ static uint32_t sym_resolve(struct symbolizer *s, uint64_t pc, uint64_t a)
 		const char *mname = dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 		if (mname)
 			module = intern(s->strs, mname);
-		GElf_Off off;
-		GElf_Sym sym;
-		const char *sname = dwfl_module_addrinfo(mod, a, &off, &sym, NULL, NULL, NULL);
-		if (sname && sname[0])
-			symbol = intern(s->strs, sname);
-		else
+		symbol = sym_symbol_at(s, mod, a);
+		if (!symbol)
 			symbol = sym_split_part(s, mod, a);
 
 		Dwarf_Addr bias = 0;
-		Dwarf_Die *cu = symbol && sym_startup_symbol(symbol) ? NULL : dwfl_module_addrdie(mod, a, &bias);
-		Dwarf_Die *scopes = NULL;
-		int ns = cu ? dwarf_getscopes(cu, a - bias, &scopes) : 0;
-		if (ns > 0) {
-			const char *file = NULL;
-			int line = 0;
-			Dwarf_Line *dl = dwarf_getsrc_die(cu, a - bias);
-			if (dl) {
-				const char *f = dwarf_linesrc(dl, NULL, NULL);
-				file = f ? intern(s->strs, f) : NULL;
-				if (dwarf_lineno(dl, &line) != 0)
-					line = 0;
-			}
-			/* dwarf_getscopes gives the scopes of the innermost inlined instance but not
-			 * always the function it is inlined into: climb the DIE tree for each caller. */
-			Dwarf_Die cur;
-			bool have = false;
-			for (int i = 0; i < ns && !have; i++) {
-				int tag = dwarf_tag(&scopes[i]);
-				if (tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine) {
-					cur = scopes[i];
-					have = true;
-				}
-			}
-			for (int kept = 0; have && kept < SYM_MAX_FRAMES_PER_PC; kept++) {
-				const char *name = dwarf_diename(&cur);
-				bool inl = dwarf_tag(&cur) == DW_TAG_inlined_subroutine;
-				struct sym_frame f = {
-					.func = name ? intern(s->strs, name) : symbol,
-					.file = file, .line = line, .module = module, .addr = pc,
-					.inlined = inl, .symbol = symbol,
-				};
-				if (!f.func)
-					f.func = sym_fallback_name(s, a, &module);
-				vec_push(&s->frames, f);
-				if (!inl)
-					break;   /* the real function */
-				file = sym_call_file(s, cu, &cur, &line);
-				have = sym_outer_function(&cur);
-			}
-		}
-		free(scopes);
+		Dwarf_Die *cu = symbol && sym_startup_symbol(symbol) ? NULL : sym_cu_at(s, mod, a, &bias);
+		if (cu)
+			sym_dwarf_frames(s, cu, a - bias, pc, a, module, symbol);
 	}
 	if (s->frames.n == first) {
 		struct sym_frame f = { .func = symbol, .module = module, .addr = pc, .symbol = symbol };
@@ -463,6 +816,8 @@ int symbolizer_new(struct symbolizer **out, struct target *t, struct interner *s
 	}
 	hmap_init(&s->cache);
 	hmap_init(&s->parts);
+	hmap_init(&s->cus);
+	hmap_init(&s->mods);
 	s->stale = true;
 	*out = s;
 	return 0;
@@ -472,6 +827,12 @@ void symbolizer_free(struct symbolizer *s)
 {
 	if (!s)
 		return;
+	sym_fn_tables_free(s);
+	vec_free(&s->cu_tabs);
+	hmap_free(&s->cus);
+	sym_mods_free(s);
+	vec_free(&s->mod_syms);
+	hmap_free(&s->mods);
 	dwfl_end(s->dwfl);
 	hmap_free(&s->cache);
 	hmap_free(&s->parts);
@@ -515,6 +876,12 @@ int sym_lookup(struct symbolizer *s, uint64_t pc, bool is_return_addr, struct sy
 	for (size_t i = skip; i < count; i++)
 		out[(*n)++] = s->frames.v[sp->first + i];
 	return 0;
+}
+
+void sym_reference(struct symbolizer *s, bool on)
+{
+	s->reference = on;
+	sym_cache_clear(s);
 }
 
 int sym_instruction(struct symbolizer *s, uint64_t pc, char *buf, size_t len)

@@ -35,6 +35,12 @@ void symbolizer_maps_changed(struct symbolizer *s);
 int sym_lookup(struct symbolizer *s, uint64_t pc, bool is_return_addr, struct sym_frame *out,
 	       size_t max, size_t *n);
 
+/* Resolve every address with libdw's own lookups (on): dwfl_module_addrinfo for its ELF symbol
+ * and dwarf_getscopes for its inlined chain - as is done where a CU lists no function holding the
+ * address - instead of the tables built from them (the default: each module's symbols by range,
+ * each function's inlined calls). For tests that compare the two. Empties the cache. */
+void sym_reference(struct symbolizer *s, bool on);
+
 /* The instruction at pc in the target's memory, disassembled (capstone, Intel syntax) into buf as
  * "mnemonic operands", e.g. "add rax, rdx". 0, or a negative code when pc is unreadable or not
  * an instruction. For `dump --native`; not meant for the per-sample path. */

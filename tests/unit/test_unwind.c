@@ -202,6 +202,96 @@ static void check_chain(const char *fixture)
 	child_stop(&c);
 }
 
+/*
+ * The symbols and inlined chains from the tables (the default) against libdw's own lookups
+ * (dwfl_module_addrinfo, dwarf_getscopes: sym_reference) for
+ * n addresses spread over the executable mapping of the file whose path ends in `file`, plus every
+ * address of its first `dense` bytes: the same frames (function, file, line, inlined, symbol) at
+ * each, as return addresses and as the innermost pc. Returns how many addresses had an inlined
+ * frame (so a caller can tell the comparison reached some).
+ */
+static size_t check_tables_agree(struct target *t, struct interner *strs, const char *file, size_t n, size_t dense)
+{
+	struct err e = {0};
+	struct symbolizer *fast = NULL, *slow = NULL;
+	CHECK(symbolizer_new(&fast, t, strs, &e) == 0);
+	CHECK(symbolizer_new(&slow, t, strs, &e) == 0);
+	if (!fast || !slow)
+		return 0;
+	sym_reference(slow, true);
+	const struct map *mp = NULL;
+	for (size_t i = 0; i < t->maps.n && !mp; i++)
+		if (t->maps.v[i].x && ends_with(t->maps.v[i].path, file))
+			mp = &t->maps.v[i];
+	CHECK(mp != NULL);
+	size_t inl = 0, bad = 0, len = mp ? (size_t)(mp->end - mp->start) : 0;
+	for (size_t i = 0; mp && i < n + dense && bad < 5; i++) {
+		uint64_t pc = i < dense ? mp->start + i : mp->start + (uint64_t)((double)(i - dense) * len / n);
+		if (pc >= mp->end)
+			continue;
+		for (int ret = 0; ret < 2; ret++) {
+			struct sym_frame a[32], b[32];
+			size_t na = 0, nb = 0;
+			sym_lookup(fast, pc, ret, a, 32, &na);
+			sym_lookup(slow, pc, ret, b, 32, &nb);
+			bool same = na == nb;
+			for (size_t k = 0; same && k < na; k++)
+				same = a[k].func == b[k].func && a[k].file == b[k].file && a[k].line == b[k].line &&
+				       a[k].inlined == b[k].inlined && a[k].symbol == b[k].symbol;
+			inl += same && na > 1;
+			if (!same) {
+				bad++;
+				fprintf(stderr, "%s %#llx (%s): tables %zu frames, libdw %zu\n", file,
+					(unsigned long long)pc, ret ? "return" : "pc", na, nb);
+				for (size_t k = 0; k < na || k < nb; k++)
+					fprintf(stderr, "  %-40s | %s\n", k < na ? a[k].func : "", k < nb ? b[k].func : "");
+			}
+		}
+	}
+	CHECK(bad == 0);
+	symbolizer_free(fast);
+	symbolizer_free(slow);
+	return inl;
+}
+
+static void test_tables_agree(void)
+{
+	char *path = fixture_path("chain_O2");
+	char *argv[] = { path, NULL };
+	struct child c;
+	CHECK(child_start(&c, argv) == 0);
+	char line[128];
+	CHECK(fgets(line, sizeof line, c.out) != NULL);
+	struct target t;
+	struct err e = {0};
+	struct interner *strs = interner_new();
+	bool changed;
+	CHECK(target_attach(&t, c.pid, &e) == 0);
+	CHECK(target_refresh_maps(&t, &changed, &e) == 0);
+	/* every address of the fixture's code, where spin_inline is inlined into inl_host */
+	CHECK(check_tables_agree(&t, strs, "/chain_O2", 0, 64 * 1024) > 0);
+	/* libc's symbols only (no DWARF here), some of them entry points inside others */
+	check_tables_agree(&t, strs, "/libc.so.6", 3000, 0);
+	target_close(&t);
+	child_stop(&c);
+	/* an interpreter built with DWARF (pyenv's; Debian's is stripped): 1,500 addresses over its
+	 * code, with _PyEval_EvalFrameDefault's heavy inlining */
+	const char *py = "/root/.pyenv/versions/3.11.7/bin/python3.11";
+	if (access(py, X_OK) == 0) {
+		char *pargv[] = { (char *)py, "-c", "import time\nprint('ready', flush=True)\ntime.sleep(120)", NULL };
+		CHECK(child_start(&c, pargv) == 0);
+		CHECK(fgets(line, sizeof line, c.out) != NULL);
+		CHECK(target_attach(&t, c.pid, &e) == 0);
+		CHECK(target_refresh_maps(&t, &changed, &e) == 0);
+		CHECK(check_tables_agree(&t, strs, "/libpython3.11.so.1.0", 1500, 0) > 0);
+		target_close(&t);
+		child_stop(&c);
+	} else {
+		fprintf(stderr, "skip: %s not installed (tables against dwarf_getscopes on the fixture only)\n", py);
+	}
+	interner_free(strs);
+}
+
 static void test_chain_O0(void) { check_chain("chain_O0"); }
 static void test_chain_O2(void) { check_chain("chain_O2"); }
 
@@ -284,6 +374,7 @@ int main(void)
 {
 	RUN(test_chain_O0);
 	RUN(test_chain_O2);
+	RUN(test_tables_agree);
 	RUN(test_python312);
 	RUN(test_python310);
 	RUN(test_python312_perf_trampolines);
