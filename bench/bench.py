@@ -29,6 +29,9 @@ competing counterpart:
                loop on another CPU, seized throughout, interrupted and let go at 100 Hz, timed as
                mixspy times its pauses), bare and with a 27 KB copy while it stands (what a --native
                pause of the deep workload copies); taken at the start, the middle and the end
+  CPU alone    the threads workload beside a process that burns, 100 times a second, the CPU time
+               mixspy blocking took per tick there (floor burn), nothing else: what mixspy's CPU
+               costs the target by itself; the rest of mixspy's slowdown is its pauses
   long run     --native at 1000 Hz for 60 s (BENCH_QUICK: 15 s): peak RSS and CPU
 Where Debian's austin runs (pyenv 3.8-3.10), the deep, threads and mixed workloads run under that
 interpreter too, sampled by austin and by mixspy in the same rounds, and both top rates are taken.
@@ -200,6 +203,11 @@ class Session(object):
 
     def on(self, config, secs, env=None):
         prof, mode, rate = config
+        if prof == "burn":   # mode: microseconds per tick
+            t0 = time.perf_counter()
+            subprocess.run([FLOOR, "burn", mode, str(rate), str(secs)], check=True)
+            self.windows.append((config, t0, time.perf_counter(), None))
+            return None
         if prof == "none":
             t0 = time.perf_counter()
             time.sleep(secs)
@@ -428,6 +436,11 @@ def main():
             ext = args.ext if k == "mixed" else None
             cost[k] = stretches(args.python, k, ext, tmp, [CONTROL] + MIXSPY_CONFIGS, args.rounds, args.period)
             sys.stderr.write("bench: %s done (%.0f s)\n" % (k, time.perf_counter() - t_start))
+        burn = None
+        if os.access(FLOOR, os.X_OK):
+            per_tick = statistics.median(x["steady_cpu"] for _, x in cost["threads"][("mixspy", "blocking", 100)]) / 100
+            bcfg = ("burn", "%.0f" % (per_tick * 1e6), 100)
+            burn = (bcfg, stretches(args.python, "threads", None, tmp, [CONTROL, bcfg], args.rounds, args.period))
         for k in akinds:
             ext = args.austin_ext if k == "mixed" else None
             acost[k] = stretches(args.austin_python, k, ext, tmp, [CONTROL] + AUSTIN_CONFIGS, args.rounds,
@@ -504,6 +517,16 @@ def main():
             rows("%s (%s)" % (k, av), acost[k], [CONTROL] + AUSTIN_CONFIGS)
     elif args.austin_python:
         print("(austin comparison skipped: needs Debian's austin and a Python 3.8-3.10)")
+    if burn:
+        bcfg, bres = burn
+        ctl = statistics.median(100 * x for x, _ in bres[CONTROL])
+        bs = [100 * x for x, _ in bres[bcfg]]
+        print()
+        print("CPU alone on threads: a process burning %s us 100 times a second (mixspy blocking's CPU per tick"
+              % bcfg[1])
+        print("there) slows it %+.1f%% [%+.1f, %+.1f] (control %+.1f%%); mixspy blocking 100 Hz: %+.1f%%, the rest is"
+              % (statistics.median(bs), min(bs), max(bs), ctl, results[("threads", ("mixspy", "blocking", 100))]))
+        print("its pauses of the GIL holder, during which every thread waits")
     print()
     print("Standstill at 100 Hz, seen from inside the target (`clock`, 200 frames deep, %d s): each pause" % still_secs)
     print("matched with the stall the target saw; beside it, the same pauses as mixspy times them")

@@ -10,6 +10,11 @@
  *
  *   floor SECONDS RATE COPY  ->  "bare N p50 p99 copy N p50 p99" (microseconds)
  *
+ * Its other mode stands in for a profiler's CPU time alone: RATE times a second it wakes and
+ * spins for US microseconds, touching nothing of the target.
+ *
+ *   floor burn US RATE SECONDS
+ *
  * Run by bench/bench.py; `make bench` builds it.
  */
 #ifndef _GNU_SOURCE
@@ -79,10 +84,26 @@ static int wait_stop(pid_t pid)
 	return WIFSTOPPED(status) ? 0 : -1;
 }
 
+static int burn(double us, int rate, double secs)
+{
+	struct timespec gap = { 0, 1000000000L / rate };
+	double end = now_us() + secs * 1e6;
+	volatile unsigned long spins = 0;
+	while (now_us() < end) {
+		nanosleep(&gap, NULL);
+		double until = now_us() + us;
+		while (now_us() < until)
+			spins++;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 5 && !strcmp(argv[1], "burn") && atof(argv[2]) >= 0 && atoi(argv[3]) > 0)
+		return burn(atof(argv[2]), atoi(argv[3]), atof(argv[4]));
 	if (argc != 4) {
-		fprintf(stderr, "usage: floor SECONDS RATE COPY\n");
+		fprintf(stderr, "usage: floor SECONDS RATE COPY | floor burn US RATE SECONDS\n");
 		return 2;
 	}
 	double secs = atof(argv[1]);
