@@ -29,6 +29,9 @@ competing counterpart:
                loop on another CPU, seized throughout, interrupted and let go at 100 Hz, timed as
                mixspy times its pauses), bare and with a 27 KB copy while it stands (what a --native
                pause of the deep workload copies); taken at the start, the middle and the end
+  eBPF walk    the deep workload's frame chain read at a tick of its thread's CPU clock by an eBPF
+               program, inside the kernel where the tick caught the thread (bench/bpf/): no stop,
+               no resume; its run time per tick (the kernel's count) against mixspy's pause there
   CPU alone    the threads workload beside a process that burns, 100 times a second, the CPU time
                mixspy blocking took per tick there (floor burn), nothing else: what mixspy's CPU
                costs the target by itself; the rest of mixspy's slowdown is its pauses
@@ -57,6 +60,7 @@ REPO = os.path.dirname(HERE)
 NATIVE_EXT = os.path.join(REPO, "tests", "native_ext")
 MIXSPY = os.environ.get("MIXSPY", os.path.join(REPO, "mixspy"))
 FLOOR = os.environ.get("MIXSPY_FLOOR", os.path.join(REPO, "build", "bench", "floor"))
+BPF_WALK = os.path.join(REPO, "build", "bench", "bpf", "walk")
 STATS = re.compile(r"mixspy-stats: pid \d+ pauses (\d+) pause_us p50 ([\d.]+) p90 [\d.]+ p99 ([\d.]+) "
                    r"max [\d.]+ maxrss_kb (-?\d+) first_sample_mono ([\d.]+) unpaused \d+ "
                    r"last_sample_mono ([\d.]+) cpu_at_first ([\d.]+) cpu_now ([\d.]+)")
@@ -289,6 +293,46 @@ def floor(secs):
     return {"bare": (float(f[2]), float(f[3])), "copy": (float(f[6]), float(f[7]))}
 
 
+def layout_offsets(version):
+    """The frame-walk offsets of mixspy's layout table for a 3.11+ version ("3.11"), or None."""
+    path = os.path.join(REPO, "src", "python", "layouts", "py%s.c" % version.replace(".", ""))
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        text = f.read()
+    names = ("tstate_cframe", "cframe_current_frame", "iframe_previous", "iframe_code", "iframe_instr")
+    vals = [re.search(r"\.%s = (-?\d+)," % n, text) for n in names]
+    if not all(vals) or any(int(v.group(1)) < 0 for v in vals):
+        return None
+    return [int(v.group(1)) for v in vals]
+
+
+def bpf_walk(py, tmp, secs):
+    """bench/bpf/walk on the deep workload's main thread at 100 Hz: (samples, frames a sample,
+    run us a sample) or a string saying why not."""
+    if not os.access(BPF_WALK, os.X_OK):
+        return "bench/bpf/walk not built (needs clang and libbpf-dev; make bench builds it)"
+    offs = layout_offsets(".".join(pyversion(py).split(".")[:2]))
+    if not offs:
+        return "no cframe frame walk for Python %s (the eBPF walk reads 3.11's layout)" % pyversion(py)
+    target, go = start_target(py, "deep", tmp, None, 1.0, seconds=secs + 3, go=False)
+    try:
+        with open(os.path.join(tmp, "ready")) as f:
+            lines = f.read().split()
+        if len(lines) < 3 or int(lines[2], 16) == 0:
+            return "the workload did not give its thread state"
+        time.sleep(0.3)   # into its 200-frame recursion
+        r = subprocess.run([BPF_WALK, BPF_WALK + ".bpf.o", str(target.pid), lines[2], "100", str(secs)] +
+                           [str(o) for o in offs], capture_output=True, text=True, timeout=secs + 30)
+        m = re.match(r"samples (\d+) frames ([\d.]+) run_us ([\d.]+)", r.stdout)
+        if r.returncode != 0 or not m:
+            return "bench/bpf/walk failed: %s" % (r.stderr.strip() or r.stdout.strip())
+        return int(m.group(1)), float(m.group(2)), float(m.group(3))
+    finally:
+        target.kill()
+        target.wait()
+
+
 def standstills(py, tmp, mode, secs):
     """The `clock` workload sampled at 100 Hz: each of mixspy's pauses matched with the stall
     the target itself saw (the longest overlap). Returns (standstills us, mixspy's own us,
@@ -447,6 +491,7 @@ def main():
                                  args.period)
             sys.stderr.write("bench: %s (austin) done (%.0f s)\n" % (k, time.perf_counter() - t_start))
         floors.append(floor(still_secs))
+        ebpf = bpf_walk(args.python, tmp, still_secs)
         still = {m: standstills(args.python, tmp, m, still_secs) for m in ("blocking", "native")}
         # Highest sustained rates, alternating the modes.
         top = {}
@@ -540,6 +585,14 @@ def main():
                                                  own[len(own) // 2], own[int(len(own) * 0.99)], len(seen), n))
         else:
             print("  %-9s no pause matched (%d pauses)" % (m, n))
+    if isinstance(ebpf, tuple):
+        print("eBPF walk (bench/bpf/, deep, 100 Hz, %d s): %d samples of %.0f frames, %.1f us in the kernel a sample,"
+              % (still_secs, ebpf[0], ebpf[1], ebpf[2]))
+        print("  the thread standing where the tick caught it (mixspy's ptrace pause there: blocking %.1f us, "
+              "--native %.1f us)" % (statistics.median(x["p50"] for _, x in cost["deep"][("mixspy", "blocking", 100)]),
+                                     statistics.median(x["p50"] for _, x in cost["deep"][("mixspy", "native", 100)])))
+    else:
+        print("eBPF walk: %s" % ebpf)
     if floors:
         print("Machine floor (bench/floor.c, 100 Hz, %d s each; start, middle, end): a pause that reads nothing" % still_secs)
         for what, label in (("bare", "nothing read"), ("copy", "27 KB copied")):

@@ -192,6 +192,17 @@ def run_stamped(a):
     os._exit(0)
 
 
+def main_tstate():
+    """The address of this thread's PyThreadState (for bench/bpf/walk), 0 when ctypes cannot say."""
+    try:
+        import ctypes
+        get = ctypes.pythonapi.PyThreadState_Get
+        get.restype = ctypes.c_void_p
+        return get() or 0
+    except Exception:
+        return 0
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("kind", choices=("deep", "threads", "mixed", "numpy", "clock"))
@@ -217,7 +228,7 @@ def main():
         state = load_numpy()
         work = lambda: run_numpy(state, a.scale)  # noqa: E731
     with open(a.ready + ".tmp", "w") as f:
-        f.write("ready\n%d\n" % os.getpid())
+        f.write("ready\n%d\n%#x\n" % (os.getpid(), main_tstate()))
     os.rename(a.ready + ".tmp", a.ready)
     while a.go != "-" and not os.path.exists(a.go):
         time.sleep(0.001)

@@ -13,7 +13,7 @@ TEST="python3 python3-dev python3-numpy cython3 python3-pytest python3-pytest-xd
  python3-pytest-timeout python3-jsonschema libxml2-utils chromium golang-go graphviz tmux valgrind
  clang npm patchelf zsh fish groff-base"
 DEMO="python3 python3-dev"
-BENCH="austin"
+BENCH="austin libbpf-dev"
 
 case "$what" in
 build) want="$BUILD" ;;
