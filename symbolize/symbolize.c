@@ -308,7 +308,8 @@ static struct sym_mod *sym_mod_of(struct symbolizer *s, Dwfl_Module *mod)
 		if (name && shndx != SHN_UNDEF && type != STT_SECTION && type != STT_FILE && type != STT_TLS)
 			vec_push(&m->starts, (uint64_t)addr);
 	}
-	qsort(m->starts.v, m->starts.n, sizeof(uint64_t), sym_u64_cmp);
+	if (m->starts.n > 1)
+		qsort(m->starts.v, m->starts.n, sizeof(uint64_t), sym_u64_cmp);
 	hmap_put(&s->mods, (uint64_t)(uintptr_t)mod, s->mod_syms.n);
 	vec_push(&s->mod_syms, m);
 	return m;
@@ -463,7 +464,8 @@ static struct sym_cu *sym_cu_table(struct symbolizer *s, Dwarf_Die *cu)
 			}
 		}
 	}
-	qsort(c->ranges.v, c->ranges.n, sizeof(struct sym_range), sym_range_cmp);
+	if (c->ranges.n > 1)
+		qsort(c->ranges.v, c->ranges.n, sizeof(struct sym_range), sym_range_cmp);
 	hmap_put(&s->cus, (uint64_t)(uintptr_t)cu->addr, s->cu_tabs.n);
 	vec_push(&s->cu_tabs, c);
 	return c;
@@ -496,7 +498,8 @@ static void sym_fn_build(struct sym_fn *fn)
 	struct sym_scope top = { fn->die, SYM_NONE, 0, false };
 	vec_push(&fn->scopes, top);
 	sym_fn_walk(fn, &fn->die, 0, 0);
-	qsort(fn->ranges.v, fn->ranges.n, sizeof(struct sym_range), sym_range_cmp);
+	if (fn->ranges.n > 1)
+		qsort(fn->ranges.v, fn->ranges.n, sizeof(struct sym_range), sym_range_cmp);
 }
 
 /* The innermost scope at a (DWARF address) of the function of cu that holds it, and that

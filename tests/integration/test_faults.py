@@ -575,6 +575,14 @@ def test_job_control_while_sampled(debian_interp, start, scripts, tmp_path, nati
         os.kill(w.pid, signal.SIGSTOP)
         wait_for(lambda: all(harness.proc_state(w.pid, tid) in ("T", "t") for tid in tracer_pids(w.pid)),
                  10, "every thread to stop")
+        # A thread shown stopped ('t') may be standing in one of mixspy's pauses while the SIGSTOP,
+        # taken by another thread, waits for mixspy to forward it: resumed, it runs until then
+        # (two ticks once, in a sanitizer build under load). Stopped means its CPU time stands.
+        def still():
+            a = cpu_ticks(w.pid)
+            time.sleep(0.1)
+            return cpu_ticks(w.pid) == a
+        wait_for(still, 10, "the process's CPU time to stand still")
         before = cpu_ticks(w.pid)
         time.sleep(0.5)   # a window in which a wrongly resumed thread would burn CPU
         assert cpu_ticks(w.pid) - before <= 1, "the stopped process ran while sampled"
