@@ -391,31 +391,36 @@ def test_woken_in_c_is_seen_at_once(interp, start, ext_dir, tmp_path, mode):
     assert rc == 0, err
     with open(out, encoding="utf-8") as f:
         raw = f.read()
-    wake_line = harness.marker_line(os.path.join(harness.NATIVE_EXT, "wake_burn.py"), "# WAKE-LINE")
-    working, ticks = collections.Counter(), 0
+    script = os.path.join(harness.NATIVE_EXT, "wake_burn.py")
+    wake_line = harness.marker_line(script, "# WAKE-LINE")
+    open_line = harness.marker_line(script, "# MAIN-OPEN")
+    working, idle, before = collections.Counter(), collections.Counter(), 0
     for labels, count in raw_stacks(raw):
         name = thread_name_of(labels[1])
-        if name == "MainThread":
-            ticks += count
-        if not name or not name.startswith("sleeper-") or labels[0] != "released":
-            continue
         frames = [harness.parse_frame_label(x) for x in labels[2:]]
         names = [f.name for f in frames]
-        if "sleeper" not in names:
-            continue   # on its way out, once done
+        if name == "MainThread" and "main" in names and frames[names.index("main")].line == open_line:
+            before += count   # ticks before the wake: the main thread still opening the FIFO
+        if not name or not name.startswith("sleeper-") or "sleeper" not in names:
+            continue   # not a sleeper, or one on its way out once done
         assert frames[names.index("sleeper")].line == wake_line, labels
-        # --native: at work in c_burn_for (in c_kernel, or reading the clock); a sample just
-        # after the wake may still be on its way out of the read
-        if mode == "python" or "c_burn_for" in names:
+        if labels[0] == "idle":
+            idle[name] += count
+        elif labels[0] == "released" and (mode == "python" or "c_burn_for" in names):
+            # --native: at work in c_burn_for (in c_kernel, or reading the clock); a sample
+            # just after the wake may still be on its way out of the read
             working[name] += count
-    # The sleepers work for about half of the 3 s (the main thread's samples count the ticks);
-    # none at all if the wake went unseen.
-    least = 0.15 * ticks
-    assert sorted(working) == ["sleeper-0", "sleeper-1", "sleeper-2"] and min(working.values()) >= least, \
-        "samples working per sleeper: %r, main thread %d\n%s" % (dict(working), ticks, raw)
-    idle = sum(c for labels, c in raw_stacks(raw) if labels[0] == "idle" and
-               (thread_name_of(labels[1]) or "").startswith("sleeper-"))
-    assert idle > 0, "the sleepers' sleep before the wake was not sampled:\n%s" % raw
+    # Each tick samples each sleeper once: asleep (idle) only in the ticks before the wake (a
+    # tick or two more while the main thread writes to the pipes), working from then on. A wake
+    # that went unseen leaves them idle every tick and working never. (How many ticks they work
+    # depends on the CPU they get: three burners on two CPUs beside other tests can leave mixspy
+    # a few ticks a second while they burn, so the count of working samples is not held to the
+    # count of ticks.)
+    assert before > 20, "the main thread's wait before the wake was not sampled:\n%s" % raw
+    assert sorted(working) == ["sleeper-0", "sleeper-1", "sleeper-2"] and min(working.values()) >= 5, \
+        "samples working per sleeper: %r\n%s" % (dict(working), raw)
+    assert sorted(idle) == ["sleeper-0", "sleeper-1", "sleeper-2"] and max(idle.values()) <= before + 3, \
+        "samples idle per sleeper: %r, ticks before the wake %d\n%s" % (dict(idle), before, raw)
     # Python-only (3.7+), the sleepers sleep through ticks unpaused and are watched. (Before 3.7,
     # --idle pauses every thread it samples - no GIL hand-over count to read sleepers by - and a
     # pause wakes a sleeper; --native pauses a sleeper whose walk from its syscall's pc and sp

@@ -42,7 +42,7 @@ def main():
         started.wait(20)
     os.mkfifo(args.go)
     workload_common.signal_ready(args.ready)
-    os.close(os.open(args.go, os.O_RDONLY))  # MAIN-WAIT
+    os.close(os.open(args.go, os.O_RDONLY))  # MAIN-OPEN
     for w in pipes:
         os.write(w, b"x")
     while time.time() < deadline:
