@@ -44,8 +44,10 @@ extern int _Ux86_64_dwarf_search_unwind_table(unw_addr_space_t as, unw_word_t ip
 #define EH_PE_datarel 0x30
 
 #define UNWIND_STACK_DEFAULT (64 * 1024)   /* the most copied while paused; also the first copy */
-#define UNWIND_STACK_MIN (2 * 1024)
-#define UNWIND_STACK_SLACK 2048
+#define UNWIND_STACK_MIN (2 * 1024)    /* copied while paused, at least */
+#define UNWIND_STACK_SLACK 2048        /* ... beyond what recent walks needed */
+#define UNWIND_ASLEEP_MIN (8 * 1024)   /* copied of a thread asleep (no pause), at least */
+#define UNWIND_ASLEEP_SLACK 4096
 #define UNWIND_GUESS_BELOW 4096              /* the most read ahead below the last sp (unwind_stack_guess) */
 #define UNWIND_GUESS_BELOW_MIN 512
 #define UNWIND_LIVE_BLOCK (16 * 1024)
@@ -736,21 +738,33 @@ void unwinder_maps_changed(struct unwinder *u)
 }
 
 /*
- * How much stack a pause copies: what the recent walks of the thread used (stack_need) plus a
- * quarter and UNWIND_STACK_SLACK, at least UNWIND_STACK_MIN, at most UNWIND_STACK_DEFAULT - which
- * a thread seen for the first time gets. A walk that goes past the copy goes on with live reads,
- * and the next copy of that thread is large enough again. (The copy is paid for while the thread
- * stands, ~0.45 us a KB here: the deep workload's walks need 1.3 KB, and a page-rounded margin
- * of 4 KB more, with 4 KB read below sp, made its copy 12 KB of its 37.)
+ * How much stack a copy takes: what the recent walks of the thread used (stack_need) plus a
+ * quarter and a slack, at least a minimum, at most UNWIND_STACK_DEFAULT - which a thread seen for
+ * the first time gets. Paused, a walk that goes past the copy goes on with live reads, and the
+ * next copy of that thread is large enough again; the copy is paid for while the thread stands
+ * (~0.45 us a KB here: the deep workload's walks need 1.3 KB, and a page-rounded margin of 4 KB
+ * more, with 4 KB read below sp, made its copy 12 KB of its 37), so its margin is small
+ * (UNWIND_STACK_SLACK). Asleep, a walk past the copy needs a pause (the thread was checked to
+ * sleep while the copy was taken, not since), and a sleeper's walk starts deeper than the walks
+ * of its pauses, which need measures: its copy costs the thread nothing, and keeps the wide
+ * margin (with the small one, the GIL waiters of test_native_waiters_read_asleep were read
+ * asleep in 149 of 321 samples instead of over half).
  */
-static size_t stack_want(struct unwinder *u, pid_t tid)
+static size_t stack_want(struct unwinder *u, pid_t tid, bool asleep)
 {
 	uint64_t need;
 	if (!hmap_get(&u->stack_need, (uint64_t)tid, &need))
 		return UNWIND_STACK_DEFAULT;
-	size_t want = ((size_t)need + (size_t)need / 4 + UNWIND_STACK_SLACK + 63) & ~(size_t)63;
-	if (want < UNWIND_STACK_MIN)
-		want = UNWIND_STACK_MIN;
+	size_t want, min;
+	if (asleep) {
+		want = ((size_t)need + (size_t)need / 4 + UNWIND_ASLEEP_SLACK + 4095) & ~(size_t)4095;
+		min = UNWIND_ASLEEP_MIN;
+	} else {
+		want = ((size_t)need + (size_t)need / 4 + UNWIND_STACK_SLACK + 63) & ~(size_t)63;
+		min = UNWIND_STACK_MIN;
+	}
+	if (want < min)
+		want = min;
 	return want > UNWIND_STACK_DEFAULT ? UNWIND_STACK_DEFAULT : want;
 }
 
@@ -799,7 +813,7 @@ bool unwind_stack_guess(struct unwinder *u, pid_t tid, struct unwind_snapshot *s
 		return false;
 	snapshot_reserve(snap);
 	uint64_t lo = sp - below;
-	size_t len = below + stack_want(u, tid);
+	size_t len = below + stack_want(u, tid, false);
 	const struct map *mp = target_map_at(u->t, sp);
 	if (!mp || lo < mp->start)
 		return false;
@@ -839,7 +853,7 @@ int unwind_capture(struct unwinder *u, pid_t tid, struct unwind_snapshot *snap, 
 	}
 	/* Clip to the end of the stack's mapping; with stale maps the partial read stops at the
 	 * first unreadable page instead. */
-	size_t want = stack_want(u, tid);
+	size_t want = stack_want(u, tid, false);
 	if (mp && mp->end - regs.rsp < want)
 		want = mp->end - regs.rsp;
 	ssize_t got = want ? target_read_partial(u->t, regs.rsp, snap->stack, want) : 0;
@@ -926,7 +940,7 @@ static void walk_memo_keep(struct unwinder *u, const struct unwind_snapshot *sna
 
 struct target_iov unwind_asleep_range(struct unwinder *u, pid_t tid, uint64_t sp)
 {
-	size_t want = stack_want(u, tid);
+	size_t want = stack_want(u, tid, true);
 	/* Asleep at the same sp as at its last walk: that walk will most likely be used again, and
 	 * it needs only the words it read - a few hundred bytes instead of kilobytes. (Should it
 	 * not hold, the walk reads the rest of the stack live: the thread is checked afterwards to
