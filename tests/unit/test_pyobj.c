@@ -8,6 +8,7 @@
 
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -70,6 +71,7 @@ static int start_child(const char *py, struct child *c)
 		return -1;
 	c->pid = fork();
 	if (c->pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);   /* dies with the test, should the test abort */
 		dup2(fds[1], 1);
 		close(fds[0]);
 		close(fds[1]);

@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +34,8 @@ static int child_start(struct child *c, char *const argv[])
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
+		/* dies with the test: a test that aborts (a sanitizer's report) leaves no spinner */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(p[1], 1);
 		close(p[0]);
 		close(p[1]);
