@@ -315,18 +315,28 @@ static struct sym_mod *sym_mod_of(struct symbolizer *s, Dwfl_Module *mod)
 	return m;
 }
 
-/* The index of the first known range of m whose end is above a. */
-static size_t sym_known_at(const struct sym_mod *m, uint64_t a)
+/* The index of the first of n records (size bytes each, from base, sorted by the uint64_t at
+ * offset key) whose key is above a: n when none is. Serves the symbol starts (key: the start) and
+ * the known symbol and CU ranges (key: the end, so the record found is the one that may hold a). */
+static size_t sym_first_above(const void *base, size_t n, size_t size, size_t key, uint64_t a)
 {
-	size_t lo = 0, hi = m->known.n;
+	size_t lo = 0, hi = n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (m->known.v[mid].hi <= a)
+		uint64_t v;
+		memcpy(&v, (const char *)base + mid * size + key, sizeof v);
+		if (v <= a)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	return lo;
+}
+
+/* The index of the first known range of m whose end is above a. */
+static size_t sym_known_at(const struct sym_mod *m, uint64_t a)
+{
+	return sym_first_above(m->known.v, m->known.n, sizeof *m->known.v, offsetof(struct sym_known, hi), a);
 }
 
 /* The name of the ELF symbol that holds a (interned), as dwfl_module_addrinfo finds it; NULL
@@ -351,20 +361,11 @@ static const char *sym_symbol_at(struct symbolizer *s, Dwfl_Module *mod, uint64_
 	if (sym.st_size == 0 || off >= sym.st_size)
 		return name;   /* a sizeless symbol, or the nearest one below: not a range */
 	/* alone in its range: the first start above lo is at hi or beyond */
-	size_t i = 0, j = m->starts.n;
-	while (i < j) {
-		size_t mid = i + (j - i) / 2;
-		if (m->starts.v[mid] <= lo)
-			i = mid + 1;
-		else
-			j = mid;
-	}
+	size_t i = sym_first_above(m->starts.v, m->starts.n, sizeof *m->starts.v, 0, lo);
 	k = sym_known_at(m, lo);
 	if ((i == m->starts.n || m->starts.v[i] >= hi) && (k == m->known.n || m->known.v[k].lo >= hi)) {
 		struct sym_known kn = { lo, hi, name };
-		vec_push(&m->known, kn);   /* grows by one, then moved into its place */
-		memmove(&m->known.v[k + 1], &m->known.v[k], (m->known.n - 1 - k) * sizeof kn);
-		m->known.v[k] = kn;
+		vec_insert(&m->known, k, kn);
 	}
 	return name;
 }
@@ -376,17 +377,11 @@ static Dwarf_Die *sym_cu_at(struct symbolizer *s, Dwfl_Module *mod, uint64_t a, 
 	if (s->reference)
 		return dwfl_module_addrdie(mod, a, bias);
 	struct sym_mod *m = sym_mod_of(s, mod);
-	size_t lo = 0, hi = m->cus.n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (m->cus.v[mid].hi <= a)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo < m->cus.n && m->cus.v[lo].lo <= a) {
-		*bias = m->cus.v[lo].bias;
-		return m->cus.v[lo].cu;
+	const size_t key = offsetof(struct sym_cu_at, hi);
+	size_t at = sym_first_above(m->cus.v, m->cus.n, sizeof *m->cus.v, key, a);
+	if (at < m->cus.n && m->cus.v[at].lo <= a) {
+		*bias = m->cus.v[at].bias;
+		return m->cus.v[at].cu;
 	}
 	Dwarf_Die *cu = dwfl_module_addrdie(mod, a, bias);
 	if (!cu)
@@ -395,19 +390,10 @@ static Dwarf_Die *sym_cu_at(struct symbolizer *s, Dwfl_Module *mod, uint64_t a, 
 	ptrdiff_t off = 0;
 	while ((off = dwarf_ranges(cu, off, &base, &rlo, &rhi)) > 0) {
 		struct sym_cu_at c = { rlo + *bias, rhi + *bias, cu, *bias };
-		size_t k = 0, j = m->cus.n;
-		while (k < j) {
-			size_t mid = k + (j - k) / 2;
-			if (m->cus.v[mid].hi <= c.lo)
-				k = mid + 1;
-			else
-				j = mid;
-		}
+		size_t k = sym_first_above(m->cus.v, m->cus.n, sizeof *m->cus.v, key, c.lo);
 		if (c.lo >= c.hi || (k < m->cus.n && m->cus.v[k].lo < c.hi))
 			continue;   /* empty, or overlapping a range kept already */
-		vec_push(&m->cus, c);
-		memmove(&m->cus.v[k + 1], &m->cus.v[k], (m->cus.n - 1 - k) * sizeof c);
-		m->cus.v[k] = c;
+		vec_insert(&m->cus, k, c);
 	}
 	return cu;
 }

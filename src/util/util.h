@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>   /* vec_insert */
 #include <time.h>
 
 /* ---- errors ---------------------------------------------------------------------------------- */
@@ -93,6 +94,13 @@ char *sb_detach(struct strbuf *sb);
 		} \
 	} while (0)
 #define vec_free(a) do { free((a)->v); (a)->v = NULL; (a)->n = (a)->cap = 0; } while (0)
+/* x into a at index k (at most a->n), the items from k on moved up by one. */
+#define vec_insert(a, k, x) do { \
+		size_t vec_at_ = (k); \
+		vec_push(a, x); \
+		memmove(&(a)->v[vec_at_ + 1], &(a)->v[vec_at_], ((a)->n - 1 - vec_at_) * sizeof(*(a)->v)); \
+		(a)->v[vec_at_] = (x); \
+	} while (0)
 
 /* ---- hash map: u64 key -> u64 value (open addressing) ---------------------------------------- */
 
