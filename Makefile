@@ -11,7 +11,7 @@ BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 BUILD := build
 
-PKGS := libunwind-ptrace libunwind-generic libdw libelf capstone libprotobuf-c ncursesw zlib
+PKGS := libunwind-ptrace libunwind-generic libdw libelf capstone libprotobuf-c ncursesw zlib libbpf
 CC ?= cc
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter
 CFLAGS ?= -O2 -g
@@ -22,9 +22,10 @@ LDLIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 LDFLAGS ?=
 
 # Every .c under these folders is part of mixspy; main.c is the only one outside the library.
-LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c src/*/*.c src/*/*/*.c unwind/*.c symbolize/*.c cython/*.c))
+# (*.bpf.c are eBPF programs, built by clang into objects that mixspy carries: see kwalk_obj.S)
+LIB_SRC := $(filter-out src/main.c %.bpf.c,$(wildcard src/*.c src/*/*.c src/*/*/*.c unwind/*.c symbolize/*.c cython/*.c))
 GEN_SRC := $(BUILD)/gen/profile.pb-c.c
-LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC)) $(BUILD)/gen/profile.pb-c.o
+LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC)) $(BUILD)/gen/profile.pb-c.o $(BUILD)/src/kwalk_obj.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
@@ -48,6 +49,13 @@ $(BUILD)/gen/profile.pb-c.o: $(BUILD)/gen/profile.pb-c.c
 $(BUILD)/%.o: %.c $(BUILD)/gen/profile.pb-c.h | $(BUILD)/.deps-build
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+# the kernel half of --bpf's frame walk, linked in whole
+$(BUILD)/src/kwalk.bpf.o: src/kwalk.bpf.c src/kwalk_abi.h | $(BUILD)/.deps-build
+	@mkdir -p $(dir $@)
+	clang -O2 -g -target bpf -I/usr/include/$(shell $(CC) -print-multiarch) -Isrc -c -o $@ $<
+$(BUILD)/src/kwalk_obj.o: src/kwalk_obj.S $(BUILD)/src/kwalk.bpf.o
+	$(CC) -DKWALK_BPF_OBJ='"$(BUILD)/src/kwalk.bpf.o"' -c -o $@ $<
 
 $(BUILD)/libmixspy.a: $(LIB_OBJ)
 	@rm -f $@

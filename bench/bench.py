@@ -69,7 +69,7 @@ ENV = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_TH
 
 # (profiler, mode, rate); ("none", "-", 0) is the control: a stretch with nothing attached
 CONTROL = ("none", "-", 0)
-MIXSPY_CONFIGS = [("mixspy", mode, rate) for mode in ("blocking", "nonblocking", "native") for rate in (100, 1000)]
+MIXSPY_CONFIGS = [("mixspy", mode, rate) for mode in ("blocking", "bpf", "nonblocking", "native") for rate in (100, 1000)]
 AUSTIN_CONFIGS = [("austin", "default", 100), ("austin", "default", 1000),
                   ("mixspy", "blocking", 100), ("mixspy", "blocking", 1000)]
 AUSTIN_SKIP = 0.25   # austin says nothing of its first sample: its stretch starts this long after it
@@ -125,6 +125,8 @@ def mixspy_cmd(mode, rate, pid, out, duration=None):
         cmd.insert(2, "--native")
     elif mode == "nonblocking":
         cmd.insert(2, "--nonblocking")
+    elif mode == "bpf":
+        cmd.insert(2, "--bpf")
     if duration:
         cmd += ["-d", str(duration)]
     return cmd

@@ -173,7 +173,7 @@ def run_stamped(a):
     if a.kind != "threads":
         # Single-threaded kinds work in the main thread, where the signal handler runs.
         with open(a.ready + ".tmp", "w") as f:
-            f.write("ready\n%d\n" % os.getpid())
+            f.write("ready\n%d\n%#x\n" % (os.getpid(), main_tstate()))
         os.rename(a.ready + ".tmp", a.ready)
         workers[0].run()
     else:

@@ -6,14 +6,14 @@ set -eu
 what="${1:-build}"
 
 BUILD="gcc make pkg-config libunwind-dev libdw-dev libelf-dev libcapstone-dev libprotobuf-c-dev
- protobuf-c-compiler libncurses-dev zlib1g-dev"
+ protobuf-c-compiler libncurses-dev zlib1g-dev clang libbpf-dev"
 # Test-time: Debian's python3 with numpy and Cython, pytest, the real clients that check our
 # files (speedscope in chromium, go tool pprof, xmllint), tmux for top, valgrind.
 TEST="python3 python3-dev python3-numpy cython3 python3-pytest python3-pytest-xdist
  python3-pytest-timeout python3-jsonschema libxml2-utils chromium golang-go graphviz tmux valgrind
  clang npm patchelf zsh fish groff-base"
 DEMO="python3 python3-dev"
-BENCH="austin libbpf-dev"
+BENCH="austin"
 
 case "$what" in
 build) want="$BUILD" ;;

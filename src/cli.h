@@ -42,6 +42,7 @@ struct config {
 	bool gil_split;           /* --gil-split: GIL state pseudo-frame at the root */
 	bool native;
 	bool nonblocking;
+	bool bpf;                 /* --bpf: frames copied by the eBPF walk (kwalk.h) */
 	bool function;            /* aggregate by function first line */
 	bool nolineno;
 	bool threads;

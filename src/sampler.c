@@ -43,8 +43,8 @@ void sampler_service(struct sampler *sm)
 static struct spy_opts opts_of(const struct config *c)
 {
 	return (struct spy_opts){
-		.native = c->native, .nonblocking = c->nonblocking, .idle = c->idle, .gil_only = c->gil,
-		.full_filenames = c->full_filenames,
+		.native = c->native, .nonblocking = c->nonblocking, .bpf = c->bpf, .idle = c->idle,
+		.gil_only = c->gil, .full_filenames = c->full_filenames,
 		.linemode = c->nolineno ? PY_LINE_NONE : c->function ? PY_LINE_FUNCTION : PY_LINE_CURRENT,
 		.thread_names = true, .keep_seized = true,
 	};

@@ -16,6 +16,7 @@
 struct spy_opts {
 	bool native;
 	bool nonblocking;
+	bool bpf;             /* running threads' frames copied by the eBPF walk (kwalk.h), not paused */
 	bool idle;            /* keep idle threads */
 	bool gil_only;        /* keep only the GIL holder (--gil) */
 	bool full_filenames;
@@ -25,6 +26,7 @@ struct spy_opts {
 };
 
 struct native_state;
+struct kwalk;
 struct thread_plan;
 struct sched_memo;
 
@@ -34,6 +36,8 @@ struct spy {
 	struct interner *strs;
 	struct spy_opts o;
 	struct native_state *native;   /* --native only */
+	struct kwalk *kwalk;          /* --bpf, where the kernel allows it */
+	uint64_t kwalk_reads;         /* MIXSPY_STATS=1: threads read by kwalk */
 	VEC(struct sample) samples;
 	VEC(struct frame) frames;     /* storage for the samples' frames */
 	VEC(size_t) frame_starts;

@@ -470,6 +470,11 @@ static int held_by_addr(const void *a, const void *b)
 
 size_t target_hold(struct target *t, const struct target_iov *want, size_t n)
 {
+	return target_hold_from(t, want, n, NULL, NULL);
+}
+
+size_t target_hold_from(struct target *t, const struct target_iov *want, size_t n, target_fill_fn fill, void *ctx)
+{
 	target_unhold(t);
 	/* Overlapping ranges become one (a read is served from one range), sorted by address. */
 	t->held.n = 0;
@@ -506,7 +511,7 @@ size_t target_hold(struct target *t, const struct target_iov *want, size_t n)
 		t->held_ok.v[i] = false;
 		off += t->held.v[i].len;
 	}
-	size_t good = readv_target(t, t->held_iov.v, m, t->held_ok.v);
+	size_t good = fill ? fill(ctx, t->held_iov.v, m, t->held_ok.v) : readv_target(t, t->held_iov.v, m, t->held_ok.v);
 	/* Forget the ranges that could not be read: a read of them goes to the target. */
 	size_t keep = 0;
 	for (size_t i = 0; i < m; i++)

@@ -1313,11 +1313,17 @@ static void remember_ahead(struct py_proc *p, struct py_thread *th, uint64_t cfr
 	th->spec_tstate = th->tstate;
 }
 
+/* The bytes of a _PyInterpreterFrame that a walk reads, from its start. */
+static size_t iframe_want(const struct py_layout *L)
+{
+	int fields[] = { L->iframe_previous, L->iframe_code, L->iframe_instr, L->iframe_is_entry, L->iframe_owner };
+	return fields_end(fields, sizeof fields / sizeof fields[0], 8);
+}
+
 static int walk_frames_interp(struct py_proc *p, struct py_thread *th, uint64_t f)
 {
 	const struct py_layout *L = &p->layout;
-	int fields[] = { L->iframe_previous, L->iframe_code, L->iframe_instr, L->iframe_is_entry, L->iframe_owner };
-	size_t want = fields_end(fields, sizeof fields / sizeof fields[0], 8);
+	size_t want = iframe_want(L);
 	uint8_t fbuf[256];
 	if (want > sizeof fbuf)
 		return E_INTERNAL;
@@ -1384,6 +1390,15 @@ void py_next_reads(struct py_proc *p, const struct py_thread *th, struct py_rang
 			WANT(th->spec_cframe + (uint64_t)L->cframe_current_frame, 8);
 		for (int k = 0; same && k < th->spec_nchunks; k++)
 			WANT(th->spec_chunks[k].addr, th->spec_chunks[k].len);
+		/* frames outside the data stack: 3.12+'s entry shims live in the eval loop's C frame */
+		for (size_t i = 0; same && i < th->raw.n; i++) {
+			uint64_t f = th->raw.v[i].frame;
+			bool in_chunk = false;
+			for (int k = 0; k < th->spec_nchunks && !in_chunk; k++)
+				in_chunk = f >= th->spec_chunks[k].addr && f < th->spec_chunks[k].addr + th->spec_chunks[k].len;
+			if (!in_chunk)
+				WANT(f, iframe_want(L));
+		}
 	}
 	/* the code objects its last chain ran (read_codes validates them) */
 	for (size_t i = 0; i < th->raw.n; i++) {

@@ -1,0 +1,62 @@
+/*
+ * kwalk.bpf.c - the kernel half of the read-in-the-tick (see kwalk.h). It runs on a CPU-clock
+ * perf event of the one thread user space armed, in the timer interrupt that caught the thread
+ * on its own CPU: the thread stands where it was while the ranges user space asked for are
+ * copied into a ring buffer record, as they would be in a ptrace stop, but nothing schedules it
+ * out or wakes it back up. Returning 1 lets the event's overflow limit (PERF_EVENT_IOC_REFRESH 1)
+ * turn the event off again: one copy per arming.
+ */
+#include <linux/bpf.h>
+#include <linux/bpf_perf_event.h>
+#include <bpf/bpf_helpers.h>
+
+#include "kwalk_abi.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, int);
+	__type(value, struct kwalk_req);
+} req SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} records SEC(".maps");
+
+SEC("perf_event")
+int kwalk(struct bpf_perf_event_data *ctx)
+{
+	int zero = 0;
+	const struct kwalk_req *q = bpf_map_lookup_elem(&req, &zero);
+	if (!q)
+		return 1;
+	unsigned int tid = (unsigned int)bpf_get_current_pid_tgid();
+	if (tid != q->tid)
+		return 1;   /* armed for another thread: an old event */
+	struct kwalk_rec *r = bpf_ringbuf_reserve(&records, sizeof *r, 0);
+	if (!r)
+		return 1;   /* the reader is behind: no copy, it pauses instead */
+	r->t0 = bpf_ktime_get_ns();
+	r->seq = q->seq;
+	r->tid = tid;
+	r->used = q->used;
+	for (int k = 0; k < KWALK_MAX_RANGES / 64; k++)
+		r->ok[k] = 0;
+	unsigned int n = q->n;
+	for (unsigned int k = 0; k < KWALK_MAX_RANGES && k < n; k++) {
+		unsigned long long addr = q->r[k].addr;
+		unsigned int len = q->r[k].len, off = q->r[k].off;
+		if (len > KWALK_PIECE || off >= KWALK_DATA)
+			continue;
+		if (bpf_probe_read_user(&r->data[off & (KWALK_DATA - 1)], len, (void *)addr) == 0)
+			r->ok[(k / 64) & (KWALK_MAX_RANGES / 64 - 1)] |= 1ull << (k % 64);
+	}
+	r->t1 = bpf_ktime_get_ns();
+	/* no wake-up: woken from the thread's own CPU, mixspy would be pulled onto it and take the
+	 * CPU from the thread it just spared a stop (kwalk.c polls instead) */
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	return 1;
+}
+
+char LICENSE[] SEC("license") = "GPL";
