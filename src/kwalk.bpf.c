@@ -1,10 +1,12 @@
 /*
- * kwalk.bpf.c - the kernel half of the read-in-the-tick (see kwalk.h). It runs on a CPU-clock
+ * kwalk.bpf.c - the kernel half of the copy-in-the-tick (see kwalk.h). It runs on a CPU-clock
  * perf event of the one thread user space armed, in the timer interrupt that caught the thread
  * on its own CPU: the thread stands where it was while the ranges user space asked for are
  * copied into a ring buffer record, as they would be in a ptrace stop, but nothing schedules it
- * out or wakes it back up. Returning 1 lets the event's overflow limit (PERF_EVENT_IOC_REFRESH 1)
- * turn the event off again: one copy per arming.
+ * out or wakes it back up. A range may start at a pointer read from the copy of an earlier one:
+ * that is how a chain (frame -> previous frame, chunk -> previous chunk) is followed here, with
+ * no knowledge of what it is a chain of. Returning 1 lets the event's overflow limit
+ * (PERF_EVENT_IOC_REFRESH 1) turn the event off again: one copy per arming.
  */
 #include <linux/bpf.h>
 #include <linux/bpf_perf_event.h>
@@ -24,6 +26,9 @@ struct {
 	__uint(max_entries, 1 << 22);
 } records SEC(".maps");
 
+#define RMASK (KWALK_MAX_RANGES - 1)
+#define IS_OK(r, k) (((r)->ok[((k) / 64) & (KWALK_MAX_RANGES / 64 - 1)] >> ((k) % 64)) & 1)
+
 SEC("perf_event")
 int kwalk(struct bpf_perf_event_data *ctx)
 {
@@ -40,15 +45,27 @@ int kwalk(struct bpf_perf_event_data *ctx)
 	r->t0 = bpf_ktime_get_ns();
 	r->seq = q->seq;
 	r->tid = tid;
-	r->used = q->used;
 	for (int k = 0; k < KWALK_MAX_RANGES / 64; k++)
 		r->ok[k] = 0;
 	unsigned int n = q->n;
 	for (unsigned int k = 0; k < KWALK_MAX_RANGES && k < n; k++) {
-		unsigned long long addr = q->r[k].addr;
-		unsigned int len = q->r[k].len, off = q->r[k].off;
+		const struct kwalk_range *g = &q->r[k];
+		unsigned long long addr = g->addr;
+		unsigned int len = g->len, off = g->off;
+		r->addr[k & RMASK] = 0;
 		if (len > KWALK_PIECE || off >= KWALK_DATA)
 			continue;
+		if (g->base >= 0) {
+			unsigned int b = (unsigned int)g->base;
+			if (b >= k || !IS_OK(r, b))
+				continue;
+			unsigned int at = q->r[b & RMASK].off + g->at;
+			unsigned long long ptr = *(unsigned long long *)&r->data[at & (KWALK_DATA - 8)];
+			if (!ptr)
+				continue;
+			addr += ptr;
+		}
+		r->addr[k & RMASK] = addr;
 		if (bpf_probe_read_user(&r->data[off & (KWALK_DATA - 1)], len, (void *)addr) == 0)
 			r->ok[(k / 64) & (KWALK_MAX_RANGES / 64 - 1)] |= 1ull << (k % 64);
 	}

@@ -27,6 +27,7 @@ extern const unsigned char kwalk_obj[], kwalk_obj_end[];
 
 #define KWALK_PERIOD_NS 10000
 #define KWALK_NAP_NS 20000
+#define KWALK_PAGE 4096
 
 struct kwalk {
 	struct bpf_object *obj;
@@ -35,33 +36,37 @@ struct kwalk {
 	struct hmap events;        /* tid -> perf event fd */
 	uint64_t seq;
 	struct kwalk_req *req;
-	/* the read waiting for its record: where each piece's bytes go */
-	const struct target_iov *v;
-	size_t n;
-	bool *ok;
-	VEC(uint32_t) piece_of;    /* per range of req: the iov it is a piece of */
+	VEC(uint32_t) first;       /* per range asked for: its first range in req */
+	/* the answer to request seq, once got: the ranges copied and their bytes */
 	bool got;
 	double copy_us;
+	VEC(struct target_iov) copied;
+	VEC(uint8_t) bytes;
 };
 
-/* The record of request seq: each iov ok when all its pieces were copied. */
+#define IS_OK(r, k) (((r)->ok[(k) / 64] >> ((k) % 64)) & 1)
+
 static int on_record(void *ctx, void *data, size_t len)
 {
 	struct kwalk *k = ctx;
 	const struct kwalk_rec *r = data;
 	if (len < sizeof *r || r->seq != k->seq || k->got)
 		return 0;
-	/* an iov is ok when it was asked for (has pieces) and none of its pieces failed */
-	for (unsigned int j = 0; j < k->req->n; j++)
-		k->ok[k->piece_of.v[j]] = true;
-	for (unsigned int j = 0; j < k->req->n; j++) {
+	k->copied.n = 0;
+	k->bytes.n = 0;
+	vec_reserve(&k->bytes, KWALK_DATA);
+	size_t at = 0;
+	for (unsigned int j = 0; j < k->req->n && j < KWALK_MAX_RANGES; j++) {
 		const struct kwalk_range *q = &k->req->r[j];
-		uint32_t i = k->piece_of.v[j];
-		if (!(r->ok[j / 64] >> (j % 64) & 1))
-			k->ok[i] = false;
-		else
-			memcpy((uint8_t *)k->v[i].buf + (q->addr - k->v[i].addr), r->data + q->off, q->len);
+		if (!IS_OK(r, j) || q->off + q->len > KWALK_DATA + KWALK_PIECE)
+			continue;
+		memcpy(k->bytes.v + at, r->data + q->off, q->len);
+		struct target_iov v = { r->addr[j], (void *)(uintptr_t)at, q->len };   /* buf: an offset, for now */
+		vec_push(&k->copied, v);
+		at += q->len;
 	}
+	for (size_t i = 0; i < k->copied.n; i++)
+		k->copied.v[i].buf = k->bytes.v + (uintptr_t)k->copied.v[i].buf;
 	k->copy_us = (double)(r->t1 - r->t0) * 1e-3;
 	k->got = true;
 	return 0;
@@ -114,7 +119,9 @@ void kwalk_close(struct kwalk *k)
 	hmap_free(&k->events);
 	ring_buffer__free(k->rb);
 	bpf_object__close(k->obj);
-	vec_free(&k->piece_of);
+	vec_free(&k->first);
+	vec_free(&k->copied);
+	vec_free(&k->bytes);
 	free(k->req);
 	free(k);
 }
@@ -153,41 +160,60 @@ void kwalk_forget(struct kwalk *k, pid_t tid)
 	}
 }
 
-/* The request for v[0..n): each range in pieces of at most KWALK_PIECE, laid one after another
- * in the record's data as far as they fit; those that do not fit are left out (not ok). */
-static void make_request(struct kwalk *k, pid_t tid, const struct target_iov *v, size_t n, bool *ok)
+/* The request for c[0..n): a range longer than KWALK_PIECE in pieces of that length, and one
+ * reached through a pointer in pages (KWALK_PAGE): a read in the kernel's interrupt cannot fault
+ * a page in, and fails whole if one page of it was never touched - the unused end of a data
+ * stack chunk - so each page is copied or not on its own, and what was copied from the start
+ * serves the walk (target_hold_copied's prefix reads). Each piece is laid after the last in the
+ * record's data, 8-byte aligned, as far as they fit; those that do not fit are left out. */
+static void make_request(struct kwalk *k, pid_t tid, const struct target_chase *c, size_t n)
 {
 	struct kwalk_req *q = k->req;
 	q->seq = ++k->seq;
 	q->tid = (unsigned int)tid;
 	q->n = 0;
-	k->piece_of.n = 0;
+	k->first.n = 0;
 	size_t used = 0;
 	for (size_t i = 0; i < n; i++) {
-		ok[i] = false;
-		size_t pieces = (v[i].len + KWALK_PIECE - 1) / KWALK_PIECE;
-		if (!v[i].len || used + v[i].len >= KWALK_DATA || q->n + pieces > KWALK_MAX_RANGES)
+		vec_push(&k->first, UINT32_MAX);
+		size_t len = c[i].len, step = c[i].base >= 0 ? KWALK_PAGE : KWALK_PIECE;
+		size_t pieces = (len + step - 1) / step;
+		int base = -1;
+		size_t at = 0;
+		if (c[i].base >= 0) {
+			uint32_t b = (size_t)c[i].base < i ? k->first.v[c[i].base] : UINT32_MAX;
+			if (b == UINT32_MAX)
+				continue;
+			size_t bstep = c[c[i].base].base >= 0 ? KWALK_PAGE : KWALK_PIECE;
+			b += (uint32_t)(c[i].at / bstep);
+			at = c[i].at % bstep;
+			if (b >= q->n || at + 8 > q->r[b].len || (q->r[b].off + at) % 8)
+				continue;
+			base = (int)b;
+		}
+		if (!len || used + len >= KWALK_DATA || q->n + pieces > KWALK_MAX_RANGES)
 			continue;
-		for (size_t at = 0; at < v[i].len; at += KWALK_PIECE) {
-			size_t len = v[i].len - at < KWALK_PIECE ? v[i].len - at : KWALK_PIECE;
-			q->r[q->n++] = (struct kwalk_range){ v[i].addr + at, (unsigned int)len, (unsigned int)used };
-			vec_push(&k->piece_of, (uint32_t)i);
-			used += len;
+		k->first.v[i] = q->n;
+		for (size_t p = 0; p < len; p += step) {
+			size_t l = len - p < step ? len - p : step;
+			q->r[q->n++] = (struct kwalk_range){ c[i].addr + p, (unsigned int)l, (unsigned int)used, base,
+							     (unsigned int)at };
+			used += (l + 7) & ~(size_t)7;
 		}
 	}
-	q->used = (unsigned int)used;
 }
 
-int kwalk_readv(struct kwalk *k, pid_t tid, const struct target_iov *v, size_t n, bool *ok, double timeout_us,
-		double *copy_us, struct err *e)
+int kwalk_copy(struct kwalk *k, pid_t tid, const struct target_chase *c, size_t n, double timeout_us,
+	       const struct target_iov **out, size_t *nout, double *copy_us, struct err *e)
 {
+	*out = NULL;
+	*nout = 0;
 	*copy_us = 0;
 	int fd = event_of(k, tid);
 	if (fd < 0)
 		return err_set(e, fd == -ESRCH ? E_NOPROC : E_AGAIN, "Can't watch thread %d's clock: %s", (int)tid,
 			       strerror(-fd));
-	make_request(k, tid, v, n, ok);
-	k->v = v, k->n = n, k->ok = ok;
+	make_request(k, tid, c, n);
 	int zero = 0;
 	k->got = false;
 	if (bpf_map_update_elem(k->req_fd, &zero, k->req, 0) || ioctl(fd, PERF_EVENT_IOC_REFRESH, 1)) {
@@ -205,12 +231,11 @@ int kwalk_readv(struct kwalk *k, pid_t tid, const struct target_iov *v, size_t n
 		/* not caught: off again, and whatever came meanwhile taken */
 		ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
 		ring_buffer__consume(k->rb);
-		if (!k->got) {
-			for (size_t i = 0; i < n; i++)
-				ok[i] = false;
+		if (!k->got)
 			return err_set(e, E_AGAIN, "Thread %d did not run while armed", (int)tid);
-		}
 	}
+	*out = k->copied.v;
+	*nout = k->copied.n;
 	*copy_us = k->copy_us;
 	return 0;
 }

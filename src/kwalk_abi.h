@@ -1,28 +1,29 @@
 /*
- * kwalk_abi.h - what the kernel half of the read-in-the-tick (kwalk.bpf.c) and its user half
- * (kwalk.c) exchange: the ranges of memory to copy for one thread, and the record of the copy.
- * Plain fixed-width fields, the same for the BPF target and x86_64 user space.
+ * kwalk_abi.h - what the kernel half of the copy-in-the-tick (kwalk.bpf.c) and its user half
+ * (kwalk.c) exchange: the ranges of memory to copy for one thread - each at an address, or at a
+ * pointer found in the copy of an earlier range (how a frame chain is followed) - and the record
+ * of the copy. Plain fixed-width fields, the same for the BPF target and x86_64 user space.
  */
 #ifndef MIXSPY_KWALK_ABI_H
 #define MIXSPY_KWALK_ABI_H
 
-#define KWALK_MAX_RANGES 512
+#define KWALK_MAX_RANGES 512     /* (a power of two) */
 #define KWALK_PIECE (32 * 1024)  /* the longest range (a power of two) */
-#define KWALK_DATA (64 * 1024)   /* all ranges together, less one byte (a power of two) */
+#define KWALK_DATA (128 * 1024)  /* all ranges together, less one piece (a power of two) */
 
 struct kwalk_range {
-	unsigned long long addr;
-	unsigned int len;        /* at most KWALK_PIECE */
-	unsigned int off;        /* where in the record's data: off + len < KWALK_DATA */
+	unsigned long long addr;   /* where; or, from a pointer (base >= 0), added to it */
+	unsigned int len;          /* at most KWALK_PIECE */
+	unsigned int off;          /* where its bytes go in the record's data: < KWALK_DATA */
+	int base;                  /* -1, or an earlier range whose copy holds the pointer ... */
+	unsigned int at;           /* ... this far into it (8-byte aligned in the data) */
 };
 
 /* The one thread armed now, and what to copy of it. */
 struct kwalk_req {
 	unsigned long long seq;
 	unsigned int tid;
-	unsigned int n;          /* ranges */
-	unsigned int used;       /* bytes of data the ranges fill (< KWALK_DATA) */
-	unsigned int pad;
+	unsigned int n;            /* ranges */
 	struct kwalk_range r[KWALK_MAX_RANGES];
 };
 
@@ -30,11 +31,10 @@ struct kwalk_rec {
 	unsigned long long seq;
 	unsigned long long t0, t1;   /* bpf_ktime_get_ns at the copy's start and end */
 	unsigned long long ok[KWALK_MAX_RANGES / 64];   /* range k copied: bit k % 64 of ok[k / 64] */
+	unsigned long long addr[KWALK_MAX_RANGES];      /* where range k was copied from */
 	unsigned int tid;
-	unsigned int used;
+	unsigned int pad;
 	unsigned char data[KWALK_DATA + KWALK_PIECE];
 };
-
-#define KWALK_REC_HEAD ((unsigned long)&((struct kwalk_rec *)0)->data)
 
 #endif

@@ -60,11 +60,7 @@ int spy_open(struct spy *s, pid_t pid, struct target *launched, const struct spy
 		}
 		usleep(10000);
 	}
-	/* 3.10 and older: frame objects are separate heap objects, and a copy made ahead holds only
-	 * the last chain's - a chain that changed shape (heavy() -> light()) misses, and pausing it
-	 * instead lands where the thread is later, mostly in the longer shape: measured on the 75/25
-	 * workload, light() fell from 25% to 2-15% of the samples. Those versions pause as ever. */
-	if (o->bpf && py_get_layout(s->py)->frame_model != PYFRAME_OBJECT) {
+	if (o->bpf) {
 		rc = kwalk_open(&s->kwalk, e);
 		if (rc) {
 			spy_close(s);
@@ -150,6 +146,7 @@ void spy_close(struct spy *s)
 	vec_free(&s->first_read);
 	vec_free(&s->plan);
 	vec_free(&s->ranges);
+	vec_free(&s->chases);
 	for (int k = 0; k < 2; k++) {
 		vec_free(&s->memo[k]);
 		hmap_free(&s->memo_ix[k]);
@@ -688,49 +685,28 @@ enum { SAMPLE_DONE = 0, SAMPLE_SKIP = 1, SAMPLE_RETRY = 2 };
  * CPU time, plus the wait for mixspy to be woken); past it, it is paused instead. */
 #define KWALK_WAIT_US 2000.0
 
-struct tick_fill {
-	struct spy *s;
-	pid_t tid;
-	int rc;
-	double copy_us;
-	struct err *e;
-};
-
-static size_t tick_fill(void *ctx, struct target_iov *v, size_t n, bool *ok)
-{
-	struct tick_fill *f = ctx;
-	f->rc = kwalk_readv(f->s->kwalk, f->tid, v, n, ok, KWALK_WAIT_US, &f->copy_us, f->e);
-	size_t good = 0;
-	for (size_t i = 0; i < n; i++)
-		good += ok[i];
-	return good;
-}
-
 /*
- * --bpf: th's frame chain copied in a tick of its own clock (kwalk.h) instead of in a pause.
- * What its last read needed (the thread state, the data stack chunks or frame objects, the code
- * objects) is copied there in one go and held (target_hold_from); the chain is then walked from
- * that copy as py_copy_frames walks any. A walk that needed anything more - the stack grew past
- * what was copied, a new frame object, the first read of a thread - read it from the running
- * thread, so it does not stand: E_AGAIN, and the thread is paused and read as ever (which also
- * tells the next tick's copy where to look).
+ * --bpf: th's frame chain copied in a tick of its own clock (kwalk.h) instead of in a pause:
+ * everything its walk can need, chased from the thread state (py_tick_reads), copied in one go
+ * and held (target_hold_copied); the chain is then walked from that copy as py_copy_frames
+ * walks any. A walk that needed anything more - a stack past what was copied - read it from the
+ * running thread, so it does not stand: E_AGAIN, and the thread is paused and read as ever.
  */
 static int read_in_tick(struct spy *s, struct py_thread *th, double *copy_us, struct err *e)
 {
-	s->ranges.n = 0;
-	py_next_reads(s->py, th, &s->ranges);
-	struct tick_fill f = { s, th->os_tid, 0, 0, e };
-	target_hold_from(&s->t, s->ranges.v, s->ranges.n, tick_fill, &f);
-	*copy_us = f.copy_us;
-	if (f.rc) {
-		target_unhold(&s->t);
-		return f.rc;
-	}
+	s->chases.n = 0;
+	py_tick_reads(s->py, th, &s->chases);
+	const struct target_iov *got;
+	size_t ngot;
+	int rc = kwalk_copy(s->kwalk, th->os_tid, s->chases.v, s->chases.n, KWALK_WAIT_US, &got, &ngot, copy_us, e);
+	if (rc)
+		return rc;
+	target_hold_copied(&s->t, got, ngot, true);
 	uint64_t reads = s->t.reads;
-	int rc = py_copy_frames(s->py, th, NULL, NULL, e);
+	rc = py_copy_frames(s->py, th, NULL, NULL, e);
 	bool live = s->t.reads != reads;
 	if (!rc && !live)
-		th->holds_gil = py_thread_holds_gil(s->py, th);   /* from the copy where it holds the word */
+		th->holds_gil = py_thread_holds_gil(s->py, th);   /* from the copy, where it holds the words */
 	target_unhold(&s->t);
 	if (!rc && live)
 		rc = err_set(e, E_AGAIN, "Thread %d's chain went past its copy in the tick", (int)th->os_tid);

@@ -65,6 +65,7 @@ struct spy {
 	uint64_t gil_lo, gil_hi;      /* py_gil_sync_range, as read this tick */
 	VEC(struct thread_plan) plan; /* per thread, this tick (spy.c) */
 	struct py_ranges ranges;      /* what the quiet threads' reads will need (spy.c) */
+	struct py_chases chases;      /* --bpf: what a copy in the tick must hold (spy.c) */
 	double first_sample_mono;     /* MIXSPY_STATS=1: CLOCK_MONOTONIC of the first sample, 0 before */
 	double last_sample_mono;      /* ... and of the last one */
 	double cpu_at_first;          /* mixspy's CPU seconds (user + system) at the first sample */

@@ -278,12 +278,28 @@ static bool held_read(struct target *t, uint64_t addr, void *buf, size_t len)
 	return true;
 }
 
+/* The held range that holds addr (not necessarily all that follows), or NULL. */
+static const struct target_held *held_at(const struct target *t, uint64_t addr)
+{
+	for (size_t i = 0; i < t->held.n; i++)
+		if (addr >= t->held.v[i].addr && addr < t->held.v[i].addr + t->held.v[i].len)
+			return &t->held.v[i];
+	return NULL;
+}
+
 ssize_t target_read_partial(struct target *t, uint64_t addr, void *buf, size_t len)
 {
 	if (len == 0)
 		return 0;
 	if (held_read(t, addr, buf, len))
 		return (ssize_t)len;
+	const struct target_held *h = t->holding && t->hold_prefix ? held_at(t, addr) : NULL;
+	if (h) {
+		size_t part = (size_t)(h->addr + h->len - addr);
+		memcpy(buf, t->held_buf.v + h->off + (addr - h->addr), part);
+		t->held_served++;
+		return (ssize_t)part;
+	}
 	if (!t->no_vm_readv) {
 		struct iovec local = { buf, len }, remote = { (void *)(uintptr_t)addr, len };
 		t->reads++;
@@ -522,8 +538,47 @@ size_t target_hold_from(struct target *t, const struct target_iov *want, size_t 
 	return good;
 }
 
+void target_hold_copied(struct target *t, const struct target_iov *v, size_t n, bool prefix)
+{
+	target_unhold(t);
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		if (v[i].len && v[i].addr + v[i].len > v[i].addr) {
+			struct target_held h = { v[i].addr, v[i].len, i };   /* off: its index, for now */
+			vec_push(&t->held, h);
+			total += v[i].len;
+		}
+	qsort(t->held.v, t->held.n, sizeof(struct target_held), held_by_addr);
+	vec_reserve(&t->held_buf, total);
+	/* Overlapping copies are the same instant's bytes: each range keeps its own, the first of
+	 * two that overlap serves the overlap (held_find looks for one range holding a read). */
+	size_t m = 0, off = 0;
+	for (size_t i = 0; i < t->held.n; i++) {
+		struct target_held h = t->held.v[i];
+		const struct target_iov *src = &v[h.off];
+		struct target_held *last = m ? &t->held.v[m - 1] : NULL;
+		if (last && h.addr <= last->addr + last->len) {
+			if (h.addr + h.len <= last->addr + last->len)
+				continue;
+			size_t skip = (size_t)(last->addr + last->len - h.addr);   /* append the rest */
+			memcpy(t->held_buf.v + off, (const uint8_t *)src->buf + skip, h.len - skip);
+			off += h.len - skip;
+			last->len += h.len - skip;
+			continue;
+		}
+		memcpy(t->held_buf.v + off, src->buf, h.len);
+		h.off = off;
+		off += h.len;
+		t->held.v[m++] = h;
+	}
+	t->held.n = m;
+	t->holding = m > 0;
+	t->hold_prefix = prefix;
+}
+
 void target_unhold(struct target *t)
 {
+	t->hold_prefix = false;
 	t->holding = false;
 	t->held.n = 0;
 }

@@ -62,6 +62,7 @@ struct target {
 	VEC(struct target_iov) held_iov;   /* scratch of target_hold and of reads around it */
 	VEC(bool) held_ok;
 	bool holding;
+	bool hold_prefix;       /* target_hold_copied's `prefix` */
 	uint64_t held_served;   /* reads served from them (for MIXSPY_STATS) */
 	uint64_t reads;         /* system calls that read its memory (for MIXSPY_STATS) */
 };
@@ -97,6 +98,18 @@ size_t target_readv(struct target *t, const struct target_iov *iov, size_t n, bo
  * copied), so a read of anything else - a word that must be fresh - still reaches the target.
  * Returns how many ranges were copied. */
 size_t target_hold(struct target *t, const struct target_iov *want, size_t n);
+/* Hold bytes already copied (v[i].buf, from v[i].addr) as target_hold holds what it reads. With
+ * `prefix`, a partial read (target_read_partial) that starts inside a held range is served the
+ * part it holds, as a read at the end of a mapping is (kwalk's copies end where a chunk ends). */
+void target_hold_copied(struct target *t, const struct target_iov *v, size_t n, bool prefix);
+/* A range to copy with others in one go (kwalk.h): at addr, or - base >= 0 - at the pointer the
+ * copy of range `base` holds `at` bytes into it, plus addr. */
+struct target_chase {
+	uint64_t addr;
+	size_t len;
+	int base;
+	size_t at;
+};
 /* target_hold with the ranges copied by fill instead of read (kwalk: inside the thread's own
  * tick); fill sets ok[i] for each range it copied and returns how many. */
 typedef size_t (*target_fill_fn)(void *ctx, struct target_iov *v, size_t n, bool *ok);

@@ -1284,6 +1284,19 @@ static int first_read(struct py_proc *p, struct py_thread *th, uint64_t *f, uint
 	return 0;
 }
 
+/* Move to the front of th's list of shims seen (py_tick_reads). */
+static void remember_seen_shim(struct py_thread *th, uint64_t f)
+{
+	int n = (int)(sizeof th->seen_shims / sizeof th->seen_shims[0]), at = n - 1;
+	for (int i = 0; i < n; i++)
+		if (th->seen_shims[i] == f) {
+			at = i;
+			break;
+		}
+	memmove(&th->seen_shims[1], &th->seen_shims[0], (size_t)at * sizeof th->seen_shims[0]);
+	th->seen_shims[0] = f;
+}
+
 /* After a 3.11+ copy: what the next pause of this thread reads ahead (a little more of the
  * current chunk than is used now, for the frames it may push meanwhile). */
 static void remember_ahead(struct py_proc *p, struct py_thread *th, uint64_t cframe)
@@ -1358,6 +1371,14 @@ static int copy_frames_interp(struct py_proc *p, struct py_thread *th)
 		rc = walk_frames_interp(p, th, f);
 	}
 	p->ahead_th = NULL;
+	for (size_t i = 0; !rc && i < th->raw.n; i++) {
+		bool in_chunk = false;
+		for (int k = 0; k < p->nregions && !in_chunk; k++)
+			in_chunk = th->raw.v[i].frame >= p->regions[k].addr &&
+				   th->raw.v[i].frame < p->regions[k].addr + p->regions[k].len;
+		if (!in_chunk)
+			remember_seen_shim(th, th->raw.v[i].frame);
+	}
 	/* Read ahead next time only what this copy really found at the chunks' starts. */
 	if (rc || !p->nregions || p->regions[0].addr != ds[0])
 		p->nregions = 0;
@@ -1410,6 +1431,56 @@ void py_next_reads(struct py_proc *p, const struct py_thread *th, struct py_rang
 			WANT(c, (size_t)L->code_size);
 	}
 #undef WANT
+}
+
+/* The frame objects py_tick_reads chases (3.10 and older): deeper chains go past its copy. */
+#define TICK_MAX_FRAMES 400
+
+void py_tick_reads(struct py_proc *p, struct py_thread *th, struct py_chases *out)
+{
+	const struct py_layout *L = &p->layout;
+#define CHASE(a, l, b, o) do { struct target_chase c_ = { (a), (l), (b), (o) }; vec_push(out, c_); } while (0)
+	th->spec_tstate = 0;   /* nothing read ahead: the walk reads only what this copy holds */
+	if (L->gil_model == PYGIL_RUNTIME_TSTATE && p->runtime && L->runtime_tstate_current >= 0)
+		CHASE(p->runtime + (uint64_t)L->runtime_tstate_current, 8, -1, 0);
+	if (L->gil_model == PYGIL_INTERP_GIL_PTR && p->gil_ptr && L->gil_locked >= 0 && L->gil_last_holder >= 0) {
+		int lo = L->gil_last_holder < L->gil_locked ? L->gil_last_holder : L->gil_locked;
+		int hi = (L->gil_last_holder > L->gil_locked ? L->gil_last_holder : L->gil_locked) + 8;
+		CHASE(p->gil_ptr + (uint64_t)lo, (size_t)(hi - lo), -1, 0);
+	}
+	if (L->frame_model == PYFRAME_OBJECT) {
+		int ptrs[] = { L->frame_back, L->frame_code }, ints[] = { L->frame_lasti };
+		size_t want = fields_end(ptrs, 2, 8);
+		if (fields_end(ints, 1, 4) > want)
+			want = fields_end(ints, 1, 4);
+		int from = (int)out->n;
+		CHASE(th->tstate + (uint64_t)L->tstate_frame, 8, -1, 0);
+		for (int k = 0; k < TICK_MAX_FRAMES; k++) {
+			int at = (int)out->n;
+			CHASE(0, want, from, k ? (size_t)L->frame_back : 0);
+			from = at;
+		}
+	} else {
+		int lo, hi;
+		if (!tstate_span(p, &lo, &hi) || L->tstate_datastack_chunk < lo)
+			return;
+		int ts = (int)out->n;
+		CHASE(th->tstate + (uint64_t)lo, (size_t)(hi - lo), -1, 0);
+		if (L->frame_model == PYFRAME_311 || L->frame_model == PYFRAME_312)
+			CHASE((uint64_t)L->cframe_current_frame, 8, ts, (size_t)(L->tstate_cframe - lo));
+		/* the current chunk, then each older one ({ previous, size, top } leads each) */
+		int from = (int)out->n;
+		CHASE(0, CHUNK_GUESS, ts, (size_t)(L->tstate_datastack_chunk - lo));
+		for (int k = 1; k < 4; k++) {
+			int at = (int)out->n;
+			CHASE(0, CHUNK_GUESS, from, 0);
+			from = at;
+		}
+		size_t ns = sizeof th->seen_shims / sizeof th->seen_shims[0];
+		for (size_t k = 0; k < ns && th->seen_shims[k]; k++)
+			CHASE(th->seen_shims[k], iframe_want(L), -1, 0);
+	}
+#undef CHASE
 }
 
 int py_copy_frames(struct py_proc *p, struct py_thread *th, const struct target_iov *extra, bool *extra_ok,

@@ -70,6 +70,9 @@ struct py_thread {
 	uint64_t spec_cframe;
 	struct { uint64_t addr; size_t len; } spec_chunks[4];
 	int spec_nchunks;
+	/* 3.12+: frames its recent copies found outside the data stack (the entry shims in the eval
+	 * loop's C frames), newest first, for py_tick_reads */
+	uint64_t seen_shims[8];
 };
 
 enum py_linemode {
@@ -100,6 +103,13 @@ int py_read_frames(struct py_proc *p, struct py_thread *th, enum py_linemode mod
  * threads that stand still costs one vectored read. */
 struct py_ranges { struct target_iov *v; size_t n, cap; };   /* a VEC (util.h) */
 void py_next_reads(struct py_proc *p, const struct py_thread *th, struct py_ranges *out);
+/* What one copy made in an instant must hold for py_copy_frames to walk th's chain from it
+ * alone, wherever the chain is by then: ranges chased from the thread state (frame -> previous
+ * frame up to 3.10; the current data stack chunk -> older chunks from 3.11) with the GIL's words,
+ * appended to *out (bases index *out from its start) - for kwalk. It also drops what th's last
+ * copy noted to read ahead, which a walk of that copy must not go and read. */
+struct py_chases { struct target_chase *v; size_t n, cap; };   /* a VEC (util.h) */
+void py_tick_reads(struct py_proc *p, struct py_thread *th, struct py_chases *out);
 /* The part that needs the thread paused: copy the chain (frame, code pointer, instruction) into
  * th->raw, with as few reads as possible (3.11+: the thread's data stack in one read). `extra`
  * (may be NULL) is one more range to copy in the same first read - the native stack, so that a
