@@ -84,7 +84,6 @@ demo: mixspy
 bench: mixspy
 	@sh scripts/deps.sh bench
 	$(MAKE) $(BUILD)/bench/floor
-	-$(MAKE) $(BUILD)/bench/bpf/walk   # optional: bench.py says when it is missing
 	sh bench/run.sh
 
 install: mixspy

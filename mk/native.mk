@@ -25,14 +25,6 @@ $(BUILD)/bench/floor: bench/floor.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $<
 
-# eBPF: the frames read in the kernel at a tick of the thread's clock, no stop (bench/bpf/)
-$(BUILD)/bench/bpf/walk.bpf.o: bench/bpf/walk.bpf.c
-	@mkdir -p $(dir $@)
-	clang -O2 -g -target bpf -I/usr/include/$(shell $(CC) -print-multiarch) -c -o $@ $<
-
-$(BUILD)/bench/bpf/walk: bench/bpf/walk.c $(BUILD)/bench/bpf/walk.bpf.o
-	$(CC) $(ALL_CFLAGS) -o $@ $< -lbpf
-
 .PHONY: unwind-bench
 unwind-bench: $(BUILD)/bench/unwind_bench
 	$(BUILD)/bench/unwind_bench

@@ -42,7 +42,7 @@ static const struct flag flags[] = {
 	{ "nonblocking", 0, NULL, F_RECORD | F_TOP | F_DUMP,
 	  "Don't pause the python process when collecting samples. Setting this option will reduce the performance impact of sampling, but may lead to inaccurate results" },
 	{ "bpf", 0, NULL, F_RECORD | F_TOP,
-	  "Copy each running thread's Python frames inside the kernel (eBPF, at a tick of the thread's own CPU clock) instead of pausing it with ptrace; needs root (a thread the tick misses is paused as usual)" },
+	  "Copy each running thread's frames (and, with --native, its registers and stack) inside the kernel (eBPF, at a tick of the thread's own CPU clock) instead of pausing it with ptrace; needs root (a thread the tick misses is paused as usual)" },
 	{ "full-filenames", 0, NULL, F_RECORD | F_TOP | F_DUMP, "Show full Python filenames, instead of shortening to show only the package part" },
 	{ "hideprogress", 0, NULL, F_RECORD, "Hide the live progress line" },
 	{ "capture", 0, NULL, F_RECORD, "Capture output from the launched process instead of passing it through" },
@@ -406,8 +406,6 @@ int cli_parse(struct config *c, int argc, char **argv, struct err *e)
 							 : "error: the following required arguments were not provided: <--pid <pid>|python_program>");
 	if (c->native && c->nonblocking)
 		return err_set(e, E_ARG, "Can't get native stack traces with the --nonblocking option.");
-	if (c->bpf && c->native)
-		return err_set(e, E_ARG, "--bpf copies Python frames only: it can't be used with --native yet");
 	if (c->bpf && c->nonblocking)
 		return err_set(e, E_ARG, "--bpf and --nonblocking can't be used together (--bpf never stops the process either)");
 	if (c->function && c->nolineno)

@@ -23,11 +23,50 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 22);
+	__uint(max_entries, 1 << 18);   /* one record at a time: a small ring stays in the cache */
 } records SEC(".maps");
 
 #define RMASK (KWALK_MAX_RANGES - 1)
 #define IS_OK(r, k) (((r)->ok[((k) / 64) & (KWALK_MAX_RANGES / 64 - 1)] >> ((k) % 64)) & 1)
+
+struct copy_ctx {
+	const struct kwalk_req *q;
+	struct kwalk_rec *r;
+	unsigned long long sp;
+};
+
+/* Range k of the request into the record (bpf_loop: verified once, not once per range). */
+static long copy_range(unsigned int k, void *data)
+{
+	struct copy_ctx *c = data;
+	const struct kwalk_req *q = c->q;
+	struct kwalk_rec *r = c->r;
+	k &= RMASK;
+	const struct kwalk_range *g = &q->r[k];
+	unsigned long long addr = g->addr;
+	unsigned int len = g->len, off = g->off;
+	r->addr[k] = 0;
+	if (len > KWALK_PIECE || off >= KWALK_DATA)
+		return 0;
+	if (g->base == KWALK_BASE_SP) {
+		if (!c->sp)
+			return 0;
+		addr += c->sp;
+	} else if (g->base >= 0) {
+		unsigned int b = (unsigned int)g->base;
+		if (b >= k || !IS_OK(r, b))
+			return 0;
+		unsigned int at = q->r[b & RMASK].off + g->at;
+		unsigned long long ptr = *(unsigned long long *)&r->data[at & (KWALK_DATA - 8)];
+		if (!ptr)
+			return 0;
+		addr += ptr;
+	}
+	r->addr[k] = addr;
+	if (bpf_probe_read_user(&r->data[off & (KWALK_DATA - 1)], len, (void *)addr) == 0)
+		r->ok[(k / 64) & (KWALK_MAX_RANGES / 64 - 1)] |= 1ull << (k % 64);
+	return 0;
+}
 
 SEC("perf_event")
 int kwalk(struct bpf_perf_event_data *ctx)
@@ -47,28 +86,20 @@ int kwalk(struct bpf_perf_event_data *ctx)
 	r->tid = tid;
 	for (int k = 0; k < KWALK_MAX_RANGES / 64; k++)
 		r->ok[k] = 0;
-	unsigned int n = q->n;
-	for (unsigned int k = 0; k < KWALK_MAX_RANGES && k < n; k++) {
-		const struct kwalk_range *g = &q->r[k];
-		unsigned long long addr = g->addr;
-		unsigned int len = g->len, off = g->off;
-		r->addr[k & RMASK] = 0;
-		if (len > KWALK_PIECE || off >= KWALK_DATA)
-			continue;
-		if (g->base >= 0) {
-			unsigned int b = (unsigned int)g->base;
-			if (b >= k || !IS_OK(r, b))
-				continue;
-			unsigned int at = q->r[b & RMASK].off + g->at;
-			unsigned long long ptr = *(unsigned long long *)&r->data[at & (KWALK_DATA - 8)];
-			if (!ptr)
-				continue;
-			addr += ptr;
-		}
-		r->addr[k & RMASK] = addr;
-		if (bpf_probe_read_user(&r->data[off & (KWALK_DATA - 1)], len, (void *)addr) == 0)
-			r->ok[(k / 64) & (KWALK_MAX_RANGES / 64 - 1)] |= 1ull << (k % 64);
+	/* The user registers: those the tick interrupted, or - caught in the kernel (a system
+	 * call, a fault) - those saved on entry, at the top of its kernel stack. */
+	const unsigned long long *ur = (const unsigned long long *)&ctx->regs;
+	if ((ctx->regs.cs & 3) == 3) {
+#pragma unroll
+		for (int i = 0; i < KWALK_NREGS; i++)
+			r->regs[i] = ur[i];
+	} else {
+		struct pt_regs *k = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+		if (bpf_probe_read_kernel(r->regs, sizeof r->regs, k))
+			r->regs[19] = 0;   /* sp unknown: no range from it is copied */
 	}
+	struct copy_ctx c = { q, r, r->regs[19] };
+	bpf_loop(q->n < KWALK_MAX_RANGES ? q->n : KWALK_MAX_RANGES, copy_range, &c, 0);
 	r->t1 = bpf_ktime_get_ns();
 	/* no wake-up: woken from the thread's own CPU, mixspy would be pulled onto it and take the
 	 * CPU from the thread it just spared a stop (kwalk.c polls instead) */

@@ -39,7 +39,8 @@ struct kwalk {
 	VEC(uint32_t) first;       /* per range asked for: its first range in req */
 	/* the answer to request seq, once got: the ranges copied and their bytes */
 	bool got;
-	double copy_us;
+	double copy_at, copy_us;
+	uint64_t regs[KWALK_NREGS];
 	VEC(struct target_iov) copied;
 	VEC(uint8_t) bytes;
 };
@@ -67,6 +68,8 @@ static int on_record(void *ctx, void *data, size_t len)
 	}
 	for (size_t i = 0; i < k->copied.n; i++)
 		k->copied.v[i].buf = k->bytes.v + (uintptr_t)k->copied.v[i].buf;
+	memcpy(k->regs, r->regs, sizeof k->regs);
+	k->copy_at = (double)r->t0 * 1e-9;   /* bpf_ktime_get_ns: CLOCK_MONOTONIC */
 	k->copy_us = (double)(r->t1 - r->t0) * 1e-3;
 	k->got = true;
 	return 0;
@@ -176,11 +179,13 @@ static void make_request(struct kwalk *k, pid_t tid, const struct target_chase *
 	size_t used = 0;
 	for (size_t i = 0; i < n; i++) {
 		vec_push(&k->first, UINT32_MAX);
-		size_t len = c[i].len, step = c[i].base >= 0 ? KWALK_PAGE : KWALK_PIECE;
+		size_t len = c[i].len, step = c[i].base != -1 ? KWALK_PAGE : KWALK_PIECE;
 		size_t pieces = (len + step - 1) / step;
 		int base = -1;
 		size_t at = 0;
-		if (c[i].base >= 0) {
+		if (c[i].base == KWALK_BASE_SP) {
+			base = KWALK_BASE_SP;
+		} else if (c[i].base >= 0) {
 			uint32_t b = (size_t)c[i].base < i ? k->first.v[c[i].base] : UINT32_MAX;
 			if (b == UINT32_MAX)
 				continue;
@@ -204,11 +209,11 @@ static void make_request(struct kwalk *k, pid_t tid, const struct target_chase *
 }
 
 int kwalk_copy(struct kwalk *k, pid_t tid, const struct target_chase *c, size_t n, double timeout_us,
-	       const struct target_iov **out, size_t *nout, double *copy_us, struct err *e)
+	       const struct target_iov **out, size_t *nout, double copy[2], uint64_t *regs, struct err *e)
 {
 	*out = NULL;
 	*nout = 0;
-	*copy_us = 0;
+	copy[0] = copy[1] = 0;
 	int fd = event_of(k, tid);
 	if (fd < 0)
 		return err_set(e, fd == -ESRCH ? E_NOPROC : E_AGAIN, "Can't watch thread %d's clock: %s", (int)tid,
@@ -236,6 +241,9 @@ int kwalk_copy(struct kwalk *k, pid_t tid, const struct target_chase *c, size_t 
 	}
 	*out = k->copied.v;
 	*nout = k->copied.n;
-	*copy_us = k->copy_us;
+	copy[0] = k->copy_at;
+	copy[1] = k->copy_us;
+	if (regs)
+		memcpy(regs, k->regs, sizeof k->regs);
 	return 0;
 }

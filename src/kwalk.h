@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "kwalk_abi.h"
 #include "target.h"
 #include "util/util.h"
 
@@ -23,11 +24,12 @@ struct kwalk;
 int kwalk_open(struct kwalk **out, struct err *e);
 void kwalk_close(struct kwalk *k);
 /* Arm thread tid and wait up to timeout_us for the copy of c[0..n). 0: *out[0..*nout) are the
- * ranges copied, at the addresses they were found (valid until the next call), and *copy_us how
- * long the copy held the thread. E_AGAIN: the thread did not run long enough for the tick to
+ * ranges copied, at the addresses they were found (valid until the next call), copy[] when the
+ * copy began (CLOCK_MONOTONIC seconds) and how long it held the thread (microseconds), and regs
+ * (may be NULL; KWALK_NREGS words, user_regs_struct's first) its user registers then. E_AGAIN: the thread did not run long enough for the tick to
  * catch it (asleep, or waiting for a CPU) - pause it instead; E_NOPROC: no such thread. */
 int kwalk_copy(struct kwalk *k, pid_t tid, const struct target_chase *c, size_t n, double timeout_us,
-	       const struct target_iov **out, size_t *nout, double *copy_us, struct err *e);
+	       const struct target_iov **out, size_t *nout, double copy[2], uint64_t *regs, struct err *e);
 /* Thread tid is gone: let its perf event go. */
 void kwalk_forget(struct kwalk *k, pid_t tid);
 

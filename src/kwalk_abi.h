@@ -10,12 +10,15 @@
 #define KWALK_MAX_RANGES 512     /* (a power of two) */
 #define KWALK_PIECE (32 * 1024)  /* the longest range (a power of two) */
 #define KWALK_DATA (128 * 1024)  /* all ranges together, less one piece (a power of two) */
+#define KWALK_BASE_SP (-2)       /* kwalk_range.base: from the thread's user stack pointer */
+#define KWALK_NREGS 21           /* x86_64 struct pt_regs, r15 ... ss (user_regs_struct's start) */
 
 struct kwalk_range {
 	unsigned long long addr;   /* where; or, from a pointer (base >= 0), added to it */
 	unsigned int len;          /* at most KWALK_PIECE */
 	unsigned int off;          /* where its bytes go in the record's data: < KWALK_DATA */
-	int base;                  /* -1, or an earlier range whose copy holds the pointer ... */
+	int base;                  /* -1; KWALK_BASE_SP; or an earlier range whose copy holds the
+				    * pointer ... */
 	unsigned int at;           /* ... this far into it (8-byte aligned in the data) */
 };
 
@@ -32,6 +35,7 @@ struct kwalk_rec {
 	unsigned long long t0, t1;   /* bpf_ktime_get_ns at the copy's start and end */
 	unsigned long long ok[KWALK_MAX_RANGES / 64];   /* range k copied: bit k % 64 of ok[k / 64] */
 	unsigned long long addr[KWALK_MAX_RANGES];      /* where range k was copied from */
+	unsigned long long regs[KWALK_NREGS];           /* the thread's user registers */
 	unsigned int tid;
 	unsigned int pad;
 	unsigned char data[KWALK_DATA + KWALK_PIECE];

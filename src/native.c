@@ -131,6 +131,26 @@ void native_capture(struct spy *s, pid_t tid, bool guess_ok, void **snapshot)
 	}
 }
 
+size_t native_tick_len(struct spy *s, pid_t tid)
+{
+	return s->native ? unwind_tick_len(s->native->uw, tid) : 0;
+}
+
+void native_capture_regs(struct spy *s, pid_t tid, const uint64_t *regs, size_t nregs, void **snapshot)
+{
+	struct native_state *n = s->native;
+	*snapshot = NULL;
+	if (!n || n->paused.in_use)
+		return;
+	struct user_regs_struct r;
+	memset(&r, 0, sizeof r);
+	memcpy(&r, regs, nregs * 8 < sizeof r ? nregs * 8 : sizeof r);
+	if (unwind_capture_regs(n->uw, tid, &r, &n->paused.snap, NULL) == 0) {
+		n->paused.in_use = true;
+		*snapshot = &n->paused;
+	}
+}
+
 bool native_asleep_range(struct spy *s, pid_t tid, uint64_t sp, struct target_iov *iov)
 {
 	if (!s->native)

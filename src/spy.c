@@ -692,24 +692,38 @@ enum { SAMPLE_DONE = 0, SAMPLE_SKIP = 1, SAMPLE_RETRY = 2 };
  * walks any. A walk that needed anything more - a stack past what was copied - read it from the
  * running thread, so it does not stand: E_AGAIN, and the thread is paused and read as ever.
  */
-static int read_in_tick(struct spy *s, struct py_thread *th, double *copy_us, struct err *e)
+static int read_in_tick(struct spy *s, struct py_thread *th, double copy[2], void **native_snapshot,
+			struct err *e)
 {
 	s->chases.n = 0;
 	py_tick_reads(s->py, th, &s->chases);
+	/* --native: the registers come with the copy, and the stack above sp */
+	size_t stack = s->o.native ? native_tick_len(s, th->os_tid) : 0;
+	if (stack) {
+		struct target_chase c = { 0, stack, KWALK_BASE_SP, 0 };
+		vec_push(&s->chases, c);
+	}
 	const struct target_iov *got;
 	size_t ngot;
-	int rc = kwalk_copy(s->kwalk, th->os_tid, s->chases.v, s->chases.n, KWALK_WAIT_US, &got, &ngot, copy_us, e);
+	uint64_t regs[KWALK_NREGS];
+	int rc = kwalk_copy(s->kwalk, th->os_tid, s->chases.v, s->chases.n, KWALK_WAIT_US, &got, &ngot, copy, regs, e);
 	if (rc)
 		return rc;
 	target_hold_copied(&s->t, got, ngot, true);
 	uint64_t reads = s->t.reads;
 	rc = py_copy_frames(s->py, th, NULL, NULL, e);
+	if (!rc && stack)
+		native_capture_regs(s, th->os_tid, regs, KWALK_NREGS, native_snapshot);
 	bool live = s->t.reads != reads;
 	if (!rc && !live)
 		th->holds_gil = py_thread_holds_gil(s->py, th);   /* from the copy, where it holds the words */
 	target_unhold(&s->t);
-	if (!rc && live)
+	if (!rc && (live || (stack && !*native_snapshot)))
 		rc = err_set(e, E_AGAIN, "Thread %d's chain went past its copy in the tick", (int)th->os_tid);
+	if (rc && *native_snapshot) {
+		native_snapshot_free(*native_snapshot);
+		*native_snapshot = NULL;
+	}
 	return rc;
 }
 
@@ -741,9 +755,10 @@ static int sample_thread(struct spy *s, struct py_thread *th, const struct threa
 	 * the kernel (kwalk.h); one the tick misses (it went to sleep, or waits for a CPU) is
 	 * paused as ever. */
 	bool kernel = false;
-	double copy_us = 0;
+	double copy[2] = { 0, 0 };   /* --bpf: when the copy in the tick began, and its microseconds */
+	void *tick_snapshot = NULL;   /* --bpf --native: the registers and stack it copied */
 	if (!quiet && !off_cpu && !again && s->kwalk && th->os_tid && running == 1) {
-		int kr_rc = read_in_tick(s, th, &copy_us, &fe);
+		int kr_rc = read_in_tick(s, th, copy, &tick_snapshot, &fe);
 		if (kr_rc == E_NOPROC)
 			return SAMPLE_SKIP;   /* gone between listing and arming */
 		kernel = kr_rc == 0;
@@ -780,15 +795,15 @@ static int sample_thread(struct spy *s, struct py_thread *th, const struct threa
 		running = 0;
 	if (quiet && futex_waiting)
 		running = 0;
-	void *native_snapshot = quiet ? pl->snapshot : NULL;
+	void *native_snapshot = quiet ? pl->snapshot : kernel ? tick_snapshot : NULL;
 	if (quiet) {
 		rc = 0;
 	} else if (kernel) {
 		s->kwalk_reads++;
 		if (s->stats) {
-			vec_push(&s->pause_us, (float)copy_us);
+			vec_push(&s->pause_us, (float)copy[1]);
 			if (s->pause_log)
-				vec_push(&s->pause_at, pause_t0);
+				vec_push(&s->pause_at, copy[0]);
 		}
 		rc = py_decode_frames(s->py, th, s->o.linemode, &fe);
 	} else if (off_cpu) {

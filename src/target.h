@@ -103,7 +103,8 @@ size_t target_hold(struct target *t, const struct target_iov *want, size_t n);
  * part it holds, as a read at the end of a mapping is (kwalk's copies end where a chunk ends). */
 void target_hold_copied(struct target *t, const struct target_iov *v, size_t n, bool prefix);
 /* A range to copy with others in one go (kwalk.h): at addr, or - base >= 0 - at the pointer the
- * copy of range `base` holds `at` bytes into it, plus addr. */
+ * copy of range `base` holds `at` bytes into it, plus addr (KWALK_BASE_SP: at the thread's user
+ * stack pointer, plus addr). */
 struct target_chase {
 	uint64_t addr;
 	size_t len;

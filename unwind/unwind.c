@@ -825,11 +825,32 @@ bool unwind_stack_guess(struct unwinder *u, pid_t tid, struct unwind_snapshot *s
 	return true;
 }
 
+static int capture_from(struct unwinder *u, pid_t tid, struct user_regs_struct regs, struct unwind_snapshot *snap,
+			bool guess_ok, struct err *e);
+
 int unwind_capture(struct unwinder *u, pid_t tid, struct unwind_snapshot *snap, bool guess_ok, struct err *e)
 {
 	struct user_regs_struct regs;
 	if (ptrace(PTRACE_GETREGS, tid, 0, &regs) != 0)
 		return err_set(e, errno == ESRCH ? E_NOPROC : E_READ, "PTRACE_GETREGS %d: %s", tid, strerror(errno));
+	return capture_from(u, tid, regs, snap, guess_ok, e);
+}
+
+int unwind_capture_regs(struct unwinder *u, pid_t tid, const struct user_regs_struct *regs,
+			struct unwind_snapshot *snap, struct err *e)
+{
+	snap->guess_len = 0;
+	return capture_from(u, tid, *regs, snap, false, e);
+}
+
+size_t unwind_tick_len(struct unwinder *u, pid_t tid)
+{
+	return stack_want(u, tid, false);
+}
+
+static int capture_from(struct unwinder *u, pid_t tid, struct user_regs_struct regs, struct unwind_snapshot *snap,
+			bool guess_ok, struct err *e)
+{
 	snap->tid = tid;
 	snap->regs = regs;
 	snap->partial = false;

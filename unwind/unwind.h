@@ -39,6 +39,12 @@ void unwinder_maps_changed(struct unwinder *u);
 
 /* Thread tid must be ptrace-stopped by the caller. Copies registers and stack. */
 int unwind_capture(struct unwinder *u, pid_t tid, struct unwind_snapshot *snap, bool guess_ok, struct err *e);
+/* The same from registers the caller has (kwalk: taken in the thread's own tick), the stack read
+ * through the target (whose held copy serves it). */
+int unwind_capture_regs(struct unwinder *u, pid_t tid, const struct user_regs_struct *regs,
+			struct unwind_snapshot *snap, struct err *e);
+/* How much stack above sp a capture of tid copies (its recent walks' need and a margin). */
+size_t unwind_tick_len(struct unwinder *u, pid_t tid);
 /* A thread asleep in the kernel, not paused: its user pc and sp (from /proc/PID/task/TID/syscall)
  * are all the registers known, and its stack stands still while it sleeps. Copies the stack from
  * sp up (as much as the thread's recent walks used); a walk of this snapshot that needs any

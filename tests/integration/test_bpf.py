@@ -110,10 +110,38 @@ def test_bpf_gil(interp, start, ext_dir, tmp_path):
     assert_not_stopped(w.pid)
 
 
+OUTER = ["<module>", "main", "py_outer", "c_entry", "c_middle", "c_kernel"]
+CALLBACK = ["<module>", "main", "py_caller", "c_call_back", "py_callback", "c_entry", "c_middle",
+            "c_kernel"]
+
+
+def test_bpf_native_mixed(interp, start, ext_dir, tmp_path):
+    """--bpf --native: the registers and the stack above sp come with the copy in the tick, and
+    the merged stacks are as exact as from a pause - Python -> C -> C -> C and C -> Python -> C,
+    the kernel's hot line, no merge mismatch."""
+    w = start(interp, "mixed_native.py", ["--ext", ext_dir, "--seconds", 30])
+    harness.prioritize(w.pid, -10)
+    stacks, n, reads, kwalk, err = record_bpf(tmp_path, ["--native", "--pid", w.pid, "-d", 2])
+    m = re.search(r"Native merge mismatches: (\d+) of (\d+) samples", err)
+    assert m and int(m.group(1)) == 0, err
+    check_in_tick(reads, kwalk, err)
+    hot = harness.hot_kernel_line()
+    seen = {"outer": 0, "callback": 0}
+    for stack, k in stacks.items():
+        names = [f.name for f in stack]
+        if "c_kernel" not in names:
+            continue
+        assert names in (OUTER, CALLBACK), names
+        seen["outer" if names == OUTER else "callback"] += k
+        assert (stack[-1].file, stack[-1].line) == ("mixspy_testext.c", hot), stack
+    assert seen["outer"] + seen["callback"] >= 0.8 * n, (seen, n)
+    assert min(seen.values()) >= 0.15 * n, (seen, n)
+    assert_not_stopped(w.pid)
+
+
 @pytest.mark.parametrize("flags,message", [
-    (["--native"], "--bpf copies Python frames only: it can't be used with --native yet"),
     (["--nonblocking"], "--bpf and --nonblocking can't be used together"),
-], ids=["native", "nonblocking"])
+], ids=["nonblocking"])
 def test_bpf_bad_combinations(debian_interp, tmp_path, flags, message):
     rc, _, err = run_mixspy(["record", "--bpf", "-o", tmp_path / "o.svg"] + flags + ["--pid", os.getpid()])
     assert rc == 1 and message in err, (rc, err)
