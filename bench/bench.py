@@ -67,7 +67,8 @@ ENV = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_TH
 
 # (profiler, mode, rate); ("none", "-", 0) is the control: a stretch with nothing attached
 CONTROL = ("none", "-", 0)
-MIXSPY_CONFIGS = [("mixspy", mode, rate) for mode in ("blocking", "bpf", "nonblocking", "native") for rate in (100, 1000)]
+MIXSPY_CONFIGS = [("mixspy", mode, rate) for mode in ("blocking", "bpf", "nonblocking", "native") for rate in (100, 1000)] + \
+    [("mixspy", "native-bpf", 100)]
 AUSTIN_CONFIGS = [("austin", "default", 100), ("austin", "default", 1000),
                   ("mixspy", "blocking", 100), ("mixspy", "blocking", 1000)]
 AUSTIN_SKIP = 0.25   # austin says nothing of its first sample: its stretch starts this long after it
@@ -121,6 +122,8 @@ def mixspy_cmd(mode, rate, pid, out, duration=None):
     cmd = [MIXSPY, "record", "-r", str(rate), "-f", "raw", "-o", out, "--pid", str(pid)]
     if mode == "native":
         cmd.insert(2, "--native")
+    elif mode == "native-bpf":
+        cmd[2:2] = ["--native", "--bpf"]
     elif mode == "nonblocking":
         cmd.insert(2, "--nonblocking")
     elif mode == "bpf":
@@ -451,7 +454,7 @@ def main():
                                  args.period)
             sys.stderr.write("bench: %s (austin) done (%.0f s)\n" % (k, time.perf_counter() - t_start))
         floors.append(floor(still_secs))
-        still = {m: standstills(args.python, tmp, m, still_secs) for m in ("blocking", "bpf", "native")}
+        still = {m: standstills(args.python, tmp, m, still_secs) for m in ("blocking", "bpf", "native", "native-bpf")}
         # Highest sustained rates, alternating the modes.
         top = {}
         top_specs = [("py", args.python, args.ext, "deep", "mixspy", "blocking"),
@@ -534,7 +537,7 @@ def main():
     print()
     print("Standstill at 100 Hz, seen from inside the target (`clock`, 200 frames deep, %d s): each pause" % still_secs)
     print("matched with the stall the target saw; beside it, the same pauses as mixspy times them")
-    for m in ("blocking", "bpf", "native"):
+    for m in ("blocking", "bpf", "native", "native-bpf"):
         seen, own, n = still[m]
         if seen:
             seen.sort()
@@ -608,6 +611,15 @@ def main():
     check("--native 100 Hz median pause < 50 us on deep", dp50 < 50,
           "%.1f us in mixspy's view%s%s" % (dp50, ", %.1f us standstill seen by the target (clock)" % seen[len(seen) // 2]
                                              if seen else "", fl))
+    nb = ("mixspy", "native-bpf", 100)
+    nbp50 = statistics.median(x["p50"] for _, x in cost["deep"][nb])
+    nbseen = sorted(still["native-bpf"][0])
+    nbslow = [(k, results[(k, nb)]) for k in kinds]
+    check("--native --bpf 100 Hz: median pause < 50 us on deep, slowdown < 3%",
+          nbp50 < 50 and all(v < 3 for _, v in nbslow),
+          "copy %.1f us in the kernel's count%s; slowdown %s" % (
+              nbp50, ", %.1f us standstill seen by the target" % nbseen[len(nbseen) // 2] if nbseen else "",
+              ", ".join("%s %+.1f%%" % (k, v) for k, v in nbslow)))
     check("--native top rate on mixed >= 2,000/s", tops[top_specs[2]] >= 2000, "%.0f/s" % tops[top_specs[2]])
     check("first --native sample with numpy < 0.5 s", fs < 0.5, "%.3f s" % fs)
     check("peak RSS < 50 MB after %d s at 1000 Hz --native" % long_secs, lr["rss"] < 50 * 1024,
