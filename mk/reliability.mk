@@ -8,7 +8,8 @@
 #   make test-asan       mixspy and the unit tests built with ASan+UBSan into build-asan/, run the
 #                        unit tests and the fault / bad-input integration tests with that binary
 #   make test-valgrind   valgrind over the unit tests and `mixspy record --native -d 2` of the
-#                        mixed workload, then of the GIL contention workload (Python-only and --native)
+#                        mixed workload (also with --bpf), then of the GIL contention workload
+#                        (Python-only and --native)
 #
 # The fuzzers link the library objects they exercise, compiled again by clang with
 # -fsanitize=fuzzer-no-link,address,undefined; the frame and object fuzzers link
@@ -95,7 +96,7 @@ fuzz-merge: fuzz-build
 ASAN_BUILD := build-asan
 ASAN_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 ASAN_UNIT := $(patsubst $(BUILD)/%,$(ASAN_BUILD)/%,$(UNIT_BIN))
-ASAN_TESTS ?= test_faults.py test_badinput.py test_dump.py
+ASAN_TESTS ?= test_faults.py test_badinput.py test_dump.py test_bpf.py
 
 $(ASAN_BUILD)/mixspy: FORCE_ASAN
 	@$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) SAN="$(ASAN_SAN)" \
@@ -132,6 +133,10 @@ test-valgrind: mixspy $(UNIT_BIN)
 		$(VG_PY) tests/native_ext/gil_contention.py --threads 4 --seconds 4
 	$(VALGRIND) ./mixspy record --native --idle -d 2 -r 50 --format raw -o $(BUILD)/valgrind/gil-native.txt -- \
 		$(VG_PY) tests/native_ext/gil_contention.py --threads 4 --seconds 4
+	@# --bpf --native: the copy in the tick (eBPF), held and walked, registers and stack unwound
+	$(VALGRIND) ./mixspy record --bpf --native -d 2 -r 50 --format raw -o $(BUILD)/valgrind/bpf.txt -- \
+		$(VG_PY) tests/native_ext/mixed_native.py --ext $(BUILD)/valgrind/ext --seconds 4
+	@test -s $(BUILD)/valgrind/bpf.txt
 	@# threads that start as others end, on reused thread ids: names, thread states not yet born
 	$(VALGRIND) ./mixspy record --threads -d 2 -r 50 --format raw -o $(BUILD)/valgrind/churn.txt -- \
 		$(VG_PY) tests/native_ext/thread_churn.py --log $(BUILD)/valgrind/churn.log --seconds 4
