@@ -116,7 +116,7 @@ test-asan: $(ASAN_BUILD)/mixspy test-deps
 
 # ---- valgrind -------------------------------------------------------------------------------
 VALGRIND := valgrind --error-exitcode=42 --leak-check=full --errors-for-leak-kinds=definite,indirect \
-	--show-leak-kinds=definite,indirect --track-fds=no --quiet
+	--show-leak-kinds=definite,indirect --track-fds=no --quiet --suppressions=tests/valgrind.supp
 VG_PY ?= /usr/bin/python3
 
 test-valgrind: mixspy $(UNIT_BIN)
