@@ -118,12 +118,12 @@ static void spy_report_stats(struct spy *s)
 #define PCT(p) (n ? s->pause_us.v[(size_t)((double)(n - 1) * (p))] : 0.0f)
 	fprintf(stderr, "mixspy-stats: pid %d pauses %zu pause_us p50 %.1f p90 %.1f p99 %.1f max %.1f maxrss_kb %ld "
 		"first_sample_mono %.6f unpaused %llu last_sample_mono %.6f cpu_at_first %.6f cpu_now %.6f "
-		"reads_since_first %llu ticks_since_first %llu watched %llu off_cpu %llu kwalk %llu\n",
+		"reads_since_first %llu ticks_since_first %llu watched %llu off_cpu %llu kwalk %llu past %llu\n",
 		(int)s->t.pid, n, PCT(0.5), PCT(0.9), PCT(0.99), PCT(1.0), rss_kb, s->first_sample_mono,
 		(unsigned long long)s->unpaused_reads, s->last_sample_mono, s->cpu_at_first, cpu_seconds(),
 		(unsigned long long)(s->t.reads - s->reads_at_first), (unsigned long long)s->ticks_since_first,
 		(unsigned long long)s->watched_reads, (unsigned long long)s->off_cpu_reads,
-		(unsigned long long)s->kwalk_reads);
+		(unsigned long long)s->kwalk_reads, (unsigned long long)s->kwalk_past);
 #undef PCT
 }
 
@@ -718,8 +718,10 @@ static int read_in_tick(struct spy *s, struct py_thread *th, double copy[2], voi
 	if (!rc && !live)
 		th->holds_gil = py_thread_holds_gil(s->py, th);   /* from the copy, where it holds the words */
 	target_unhold(&s->t);
-	if (!rc && (live || (stack && !*native_snapshot)))
+	if (!rc && (live || (stack && !*native_snapshot))) {
+		s->kwalk_past++;
 		rc = err_set(e, E_AGAIN, "Thread %d's chain went past its copy in the tick", (int)th->os_tid);
+	}
 	if (rc && *native_snapshot) {
 		native_snapshot_free(*native_snapshot);
 		*native_snapshot = NULL;

@@ -38,6 +38,7 @@ struct spy {
 	struct native_state *native;   /* --native only */
 	struct kwalk *kwalk;          /* --bpf, where the kernel allows it */
 	uint64_t kwalk_reads;         /* MIXSPY_STATS=1: threads read by kwalk */
+	uint64_t kwalk_past;          /* ... and copies that fell short of the walk (then paused) */
 	VEC(struct sample) samples;
 	VEC(struct frame) frames;     /* storage for the samples' frames */
 	VEC(size_t) frame_starts;

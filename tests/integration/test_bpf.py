@@ -17,13 +17,13 @@ NE = harness.NATIVE_EXT
 BUSY = os.path.join(NE, "busy_75_25.py")
 WORK_LINE = marker_line(BUSY, "# WORK-LINE")
 WORK_DEF = marker_line(BUSY, "def work(units):")
-STATS = re.compile(r"mixspy-stats: pid \d+ pauses (\d+) .* kwalk (\d+)")
+STATS = re.compile(r"mixspy-stats: pid \d+ pauses (\d+) .* kwalk (\d+) past (\d+)")
 NO_BPF = "Can't load the eBPF"
 
 
 def record_bpf(tmp_path, args, name="out", timeout=30, nice=-10):
-    """record --bpf -f raw with MIXSPY_STATS=1 -> (stacks, samples, pauses + reads in the tick,
-    reads in the tick, stderr); skips when the kernel refuses the eBPF program."""
+    """record --bpf -f raw with MIXSPY_STATS=1 -> (stacks, samples, reads (paused or in the tick),
+    reads in the tick and copies that fell short, stderr); skips when the kernel refuses eBPF."""
     out = tmp_path / (name + ".txt")
     bg = Background(["record", "--bpf", "-f", "raw", "-o", out] + list(args), priority=nice,
                     env={"MIXSPY_STATS": "1"})
@@ -35,18 +35,19 @@ def record_bpf(tmp_path, args, name="out", timeout=30, nice=-10):
         stacks = parse_collapsed(f.read())
     m = STATS.search(err)
     assert m, err
-    return stacks, sum(stacks.values()), int(m.group(1)), int(m.group(2)), err
+    return stacks, sum(stacks.values()), int(m.group(1)), (int(m.group(2)), int(m.group(3))), err
 
 
 def check_in_tick(reads, kwalk, err, some=True):
-    """Read in the tick, not paused: only reads whose chain went past what the copy follows (more
-    than 400 frame objects, data stack chunks past 16 KB or 4 deep) are paused. (A thread found
-    preempted is read where it stands, neither paused nor armed: under load that can be most
-    ticks.)"""
-    paused = reads - kwalk
-    # (reads: what went through a pause or the tick; a thread found off its CPU is neither)
-    assert kwalk >= 1 or reads < 10 or not some, "no read was made in the tick:\n%s" % err
-    assert paused <= max(5, 0.2 * reads), "%d of %d reads paused:\n%s" % (paused, reads, err)
+    """Read in the tick, not paused: the copy follows the chain wherever it is, so it falls short
+    of a walk only past its limits (more than 400 frame objects, data stack chunks past 16 KB or
+    4 deep) - a read that fell short and paused instead would land later, and favour the shapes
+    that last. (A thread that does not run within 2 ms of being armed is paused too: under load
+    that happens, and says nothing of the copy. A thread found preempted is read where it
+    stands, neither paused nor armed.)"""
+    done, past = kwalk
+    assert done >= 1 or reads < 10 or not some, "no read was made in the tick:\n%s" % err
+    assert past <= max(3, 0.05 * (done + past)), "%d of %d copies fell short:\n%s" % (past, done + past, err)
 
 
 def test_bpf_75_25(interp, start, tmp_path):
@@ -59,7 +60,7 @@ def test_bpf_75_25(interp, start, tmp_path):
     total = by["heavy"] + by["light"]
     assert total >= 0.8 * n and total >= 500, "too few samples in heavy/light: %s of %d" % (by, n)
     share = 100.0 * by["heavy"] / total
-    print("--bpf 75/25 %s: heavy %.1f%% of %d, %d of %d reads in the tick" % (interp.id, share, total, kwalk, reads))
+    print("--bpf 75/25 %s: heavy %.1f%% of %d, %d of %d reads in the tick" % (interp.id, share, total, kwalk[0], reads))
     assert abs(share - 75.0) <= 5.0, "heavy got %.1f%% of %d samples, expected 75 +- 5" % (share, total)
     check_in_tick(reads, kwalk, err)
     lines = {}

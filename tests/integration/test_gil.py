@@ -343,7 +343,7 @@ def test_native_waiters_read_asleep(interp, start, tmp_path):
         assert unpaused >= waiting / 2, "unpaused %d, waiting samples %d, pauses %d" % (unpaused, waiting, pauses)
 
 
-WATCHED_RE = re.compile(r"^mixspy-stats: .* watched (\d+) off_cpu \d+ kwalk \d+$", re.M)
+WATCHED_RE = re.compile(r"^mixspy-stats: .* watched (\d+) off_cpu \d+ ", re.M)
 
 
 def perf_events_allowed():
@@ -430,7 +430,7 @@ def test_woken_in_c_is_seen_at_once(interp, start, ext_dir, tmp_path, mode):
         assert m and int(m.group(1)) > 0, "no thread state kept by a switch watch:\n%s" % err
 
 
-OFF_CPU_RE = re.compile(r"^mixspy-stats: .* off_cpu (\d+) kwalk \d+$", re.M)
+OFF_CPU_RE = re.compile(r"^mixspy-stats: .* off_cpu (\d+) ", re.M)
 
 
 def test_holder_off_cpu_read_where_it_stands(interp, start, tmp_path):
