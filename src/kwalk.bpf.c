@@ -27,7 +27,6 @@ struct {
 } records SEC(".maps");
 
 #define RMASK (KWALK_MAX_RANGES - 1)
-#define IS_OK(r, k) (((r)->ok[((k) / 64) & (KWALK_MAX_RANGES / 64 - 1)] >> ((k) % 64)) & 1)
 
 struct copy_ctx {
 	const struct kwalk_req *q;
@@ -54,7 +53,7 @@ static long copy_range(unsigned int k, void *data)
 		addr += c->sp;
 	} else if (g->base >= 0) {
 		unsigned int b = (unsigned int)g->base;
-		if (b >= k || !IS_OK(r, b))
+		if (b >= k || !KWALK_OK(r, b))
 			return 0;
 		unsigned int at = q->r[b & RMASK].off + g->at;
 		unsigned long long ptr = *(unsigned long long *)&r->data[at & (KWALK_DATA - 8)];

@@ -45,8 +45,6 @@ struct kwalk {
 	VEC(uint8_t) bytes;
 };
 
-#define IS_OK(r, k) (((r)->ok[(k) / 64] >> ((k) % 64)) & 1)
-
 static int on_record(void *ctx, void *data, size_t len)
 {
 	struct kwalk *k = ctx;
@@ -54,20 +52,18 @@ static int on_record(void *ctx, void *data, size_t len)
 	if (len < sizeof *r || r->seq != k->seq || k->got)
 		return 0;
 	k->copied.n = 0;
-	k->bytes.n = 0;
+	/* the ranges copied fill less than KWALK_DATA (make_request): the bytes never move */
 	vec_reserve(&k->bytes, KWALK_DATA);
 	size_t at = 0;
 	for (unsigned int j = 0; j < k->req->n && j < KWALK_MAX_RANGES; j++) {
 		const struct kwalk_range *q = &k->req->r[j];
-		if (!IS_OK(r, j) || q->off + q->len > KWALK_DATA + KWALK_PIECE)
+		if (!KWALK_OK(r, j) || q->off + q->len > KWALK_DATA || at + q->len > KWALK_DATA)
 			continue;
 		memcpy(k->bytes.v + at, r->data + q->off, q->len);
-		struct target_iov v = { r->addr[j], (void *)(uintptr_t)at, q->len };   /* buf: an offset, for now */
+		struct target_iov v = { r->addr[j], k->bytes.v + at, q->len };
 		vec_push(&k->copied, v);
 		at += q->len;
 	}
-	for (size_t i = 0; i < k->copied.n; i++)
-		k->copied.v[i].buf = k->bytes.v + (uintptr_t)k->copied.v[i].buf;
 	memcpy(k->regs, r->regs, sizeof k->regs);
 	k->copy_at = (double)r->t0 * 1e-9;   /* bpf_ktime_get_ns: CLOCK_MONOTONIC */
 	k->copy_us = (double)(r->t1 - r->t0) * 1e-3;

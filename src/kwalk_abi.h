@@ -41,4 +41,7 @@ struct kwalk_rec {
 	unsigned char data[KWALK_DATA + KWALK_PIECE];
 };
 
+/* Was range k of the request copied? (k masked: the verifier wants the index bounded) */
+#define KWALK_OK(r, k) (((r)->ok[((k) / 64) & (KWALK_MAX_RANGES / 64 - 1)] >> ((k) % 64)) & 1)
+
 #endif

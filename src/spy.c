@@ -682,7 +682,7 @@ static void plan_threads(struct spy *s, struct py_thread *threads, size_t n, str
 enum { SAMPLE_DONE = 0, SAMPLE_SKIP = 1, SAMPLE_RETRY = 2 };
 
 /* --bpf: how long a read waits for the tick to catch a thread that was running (10 us of its
- * CPU time, plus the wait for mixspy to be woken); past it, it is paused instead. */
+ * CPU time, then mixspy's next look at the ring); past it, it is paused instead. */
 #define KWALK_WAIT_US 2000.0
 
 /*
@@ -728,7 +728,6 @@ static int read_in_tick(struct spy *s, struct py_thread *th, double copy[2], voi
 	}
 	return rc;
 }
-
 
 /* One thread's sample of this tick, as planned: read asleep (quiet, when the plan read it so),
  * paused, or unpaused (--nonblocking). SAMPLE_SKIP: no sample of it this tick; SAMPLE_RETRY: its

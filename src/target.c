@@ -251,8 +251,8 @@ static int errno_to_code(int err)
 	return E_READ;
 }
 
-/* The held range that holds all of [addr, addr + len), or NULL. */
-static const struct target_held *held_find(const struct target *t, uint64_t addr, size_t len)
+/* The held range that holds addr (and perhaps not all that follows), or NULL. */
+static const struct target_held *held_at(const struct target *t, uint64_t addr)
 {
 	size_t lo = 0, hi = t->held.n;
 	while (lo < hi) {   /* the last range starting at or before addr */
@@ -262,10 +262,15 @@ static const struct target_held *held_find(const struct target *t, uint64_t addr
 		else
 			hi = mid;
 	}
-	if (!lo)
-		return NULL;
-	const struct target_held *h = &t->held.v[lo - 1];
-	return addr + len >= addr && addr + len <= h->addr + h->len ? h : NULL;
+	const struct target_held *h = lo ? &t->held.v[lo - 1] : NULL;
+	return h && addr < h->addr + h->len ? h : NULL;
+}
+
+/* The held range that holds all of [addr, addr + len), or NULL. */
+static const struct target_held *held_find(const struct target *t, uint64_t addr, size_t len)
+{
+	const struct target_held *h = held_at(t, addr);
+	return h && addr + len >= addr && addr + len <= h->addr + h->len ? h : NULL;
 }
 
 static bool held_read(struct target *t, uint64_t addr, void *buf, size_t len)
@@ -276,15 +281,6 @@ static bool held_read(struct target *t, uint64_t addr, void *buf, size_t len)
 	memcpy(buf, t->held_buf.v + h->off + (addr - h->addr), len);
 	t->held_served++;
 	return true;
-}
-
-/* The held range that holds addr (not necessarily all that follows), or NULL. */
-static const struct target_held *held_at(const struct target *t, uint64_t addr)
-{
-	for (size_t i = 0; i < t->held.n; i++)
-		if (addr >= t->held.v[i].addr && addr < t->held.v[i].addr + t->held.v[i].len)
-			return &t->held.v[i];
-	return NULL;
 }
 
 ssize_t target_read_partial(struct target *t, uint64_t addr, void *buf, size_t len)
@@ -486,11 +482,6 @@ static int held_by_addr(const void *a, const void *b)
 
 size_t target_hold(struct target *t, const struct target_iov *want, size_t n)
 {
-	return target_hold_from(t, want, n, NULL, NULL);
-}
-
-size_t target_hold_from(struct target *t, const struct target_iov *want, size_t n, target_fill_fn fill, void *ctx)
-{
 	target_unhold(t);
 	/* Overlapping ranges become one (a read is served from one range), sorted by address. */
 	t->held.n = 0;
@@ -527,7 +518,7 @@ size_t target_hold_from(struct target *t, const struct target_iov *want, size_t 
 		t->held_ok.v[i] = false;
 		off += t->held.v[i].len;
 	}
-	size_t good = fill ? fill(ctx, t->held_iov.v, m, t->held_ok.v) : readv_target(t, t->held_iov.v, m, t->held_ok.v);
+	size_t good = readv_target(t, t->held_iov.v, m, t->held_ok.v);
 	/* Forget the ranges that could not be read: a read of them goes to the target. */
 	size_t keep = 0;
 	for (size_t i = 0; i < m; i++)

@@ -111,10 +111,6 @@ struct target_chase {
 	int base;
 	size_t at;
 };
-/* target_hold with the ranges copied by fill instead of read (kwalk: inside the thread's own
- * tick); fill sets ok[i] for each range it copied and returns how many. */
-typedef size_t (*target_fill_fn)(void *ctx, struct target_iov *v, size_t n, bool *ok);
-size_t target_hold_from(struct target *t, const struct target_iov *want, size_t n, target_fill_fn fill, void *ctx);
 void target_unhold(struct target *t);
 /* Read a NUL-terminated string of at most max-1 bytes. */
 int target_read_cstr(struct target *t, uint64_t addr, char *buf, size_t max);

@@ -732,3 +732,26 @@ def leaf_counts(stacks, names=None):
                 c[fr.name] += n
                 break
     return c
+
+
+def check_busy_75_25(stacks, n, min_total):
+    """A profile of busy_75_25.py: heavy() and light() hold at least 80% of its n samples (and
+    min_total of them), heavy() 75% +- 5 of those, and every work() frame sits on a line of its
+    body, at least a fifth of them on the hot one. Returns (heavy()'s share, heavy + light)."""
+    by = leaf_counts(stacks, {"heavy", "light"})
+    total = by["heavy"] + by["light"]
+    assert total >= 0.8 * n and total >= min_total, "too few samples in heavy/light: %s of %d" % (by, n)
+    share = 100.0 * by["heavy"] / total
+    assert abs(share - 75.0) <= 5.0, "heavy got %.1f%% of %d samples, expected 75 +- 5" % (share, total)
+    busy = os.path.join(NATIVE_EXT, "busy_75_25.py")
+    hot, first = marker_line(busy, "# WORK-LINE"), marker_line(busy, "def work(units):")
+    lines = collections.Counter()
+    for frames, k in stacks.items():
+        for f in frames:
+            if f.name == "work":
+                assert f.file == "busy_75_25.py", f
+                lines[f.line] += k
+                break
+    assert all(first <= l <= hot + 1 for l in lines), lines
+    assert lines[hot] >= 0.2 * sum(lines.values()), lines
+    return share, total

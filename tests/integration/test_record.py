@@ -20,7 +20,6 @@ from harness import (Background, assert_not_stopped, leaf_counts, marker_line, p
 NE = harness.NATIVE_EXT
 BUSY = os.path.join(NE, "busy_75_25.py")
 LAUNCH_CHILD = os.path.join(NE, "launch_child.py")
-WORK_LINE = marker_line(BUSY, "# WORK-LINE")
 WORK_DEF = marker_line(BUSY, "def work(units):")
 
 
@@ -91,19 +90,9 @@ def test_75_25(interp, start, tmp_path):
     w = start_prio(start, interp, "busy_75_25.py", ["--seconds", 60, "--inner", 1000], nice=-19)
     bg, out = bg_raw(tmp_path, ["--pid", w.pid, "-d", 4, "-r", 400], "out", nice=-19)
     stacks, n, err, _ = finish_raw(bg, out)
-    by = leaf_counts(stacks, {"heavy", "light"})
-    total = by["heavy"] + by["light"]
-    assert total >= 0.8 * n and total >= 800, "too few samples in heavy/light: %s of %d" % (by, n)
-    share = 100.0 * by["heavy"] / total
-    print("75/25 %s: heavy %.1f%% (%d of %d samples)" % (interp.id, share, by["heavy"], total))
-    assert abs(share - 75.0) <= 5.0, "heavy got %.1f%% of %d samples, expected 75 +- 5" % (share, total)
-    # Line numbers: every work() frame is on a line of its body, mostly the hot one.
-    lines = {}
-    for f, k in frames_named(stacks, "work").items():
-        assert f.file == "busy_75_25.py", f
-        lines[f.line] = lines.get(f.line, 0) + k
-    assert all(WORK_DEF <= l <= WORK_LINE + 1 for l in lines), lines
-    assert lines.get(WORK_LINE, 0) >= 0.2 * sum(lines.values()), lines
+    # heavy() 75% +- 5 of the samples; every work() frame on a line of its body, mostly the hot one
+    share, total = harness.check_busy_75_25(stacks, n, 800)
+    print("75/25 %s: heavy %.1f%% of %d samples" % (interp.id, share, total))
     assert_not_stopped(w.pid)
 
 
