@@ -61,6 +61,11 @@ static long copy_range(unsigned int k, void *data)
 			return 0;
 		addr += ptr;
 	}
+	/* clipped where it must end (the stack's end, above sp): a read across it would fail whole */
+	if (g->end && addr < g->end && g->end - addr < len)
+		len = (unsigned int)(g->end - addr);
+	if (len == 0 || len > KWALK_PIECE)
+		return 0;
 	r->addr[k] = addr;
 	if (bpf_probe_read_user(&r->data[off & (KWALK_DATA - 1)], len, (void *)addr) == 0)
 		r->ok[(k / 64) & (KWALK_MAX_RANGES / 64 - 1)] |= 1ull << (k % 64);

@@ -60,7 +60,10 @@ static int on_record(void *ctx, void *data, size_t len)
 		if (!KWALK_OK(r, j) || q->off + q->len > KWALK_DATA || at + q->len > KWALK_DATA)
 			continue;
 		memcpy(k->bytes.v + at, r->data + q->off, q->len);
-		struct target_iov v = { r->addr[j], k->bytes.v + at, q->len };
+		size_t len = q->len;   /* clipped as the copy was (kwalk.bpf.c) */
+		if (q->end && r->addr[j] < q->end && q->end - r->addr[j] < len)
+			len = (size_t)(q->end - r->addr[j]);
+		struct target_iov v = { r->addr[j], k->bytes.v + at, len };
 		vec_push(&k->copied, v);
 		at += q->len;
 	}
@@ -198,7 +201,7 @@ static void make_request(struct kwalk *k, pid_t tid, const struct target_chase *
 		for (size_t p = 0; p < len; p += step) {
 			size_t l = len - p < step ? len - p : step;
 			q->r[q->n++] = (struct kwalk_range){ c[i].addr + p, (unsigned int)l, (unsigned int)used, base,
-							     (unsigned int)at };
+							     (unsigned int)at, 0, c[i].end };
 			used += (l + 7) & ~(size_t)7;
 		}
 	}

@@ -20,6 +20,9 @@ struct kwalk_range {
 	int base;                  /* -1; KWALK_BASE_SP; or an earlier range whose copy holds the
 				    * pointer ... */
 	unsigned int at;           /* ... this far into it (8-byte aligned in the data) */
+	unsigned int pad;
+	unsigned long long end;    /* 0; or a range starting below it stops there (the end of
+				    * the stack, for a range from sp) */
 };
 
 /* The one thread armed now, and what to copy of it. */

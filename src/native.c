@@ -6,6 +6,7 @@
  */
 #include "native.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -131,9 +132,10 @@ void native_capture(struct spy *s, pid_t tid, bool guess_ok, void **snapshot)
 	}
 }
 
-size_t native_tick_len(struct spy *s, pid_t tid)
+size_t native_tick_len(struct spy *s, pid_t tid, uint64_t *end)
 {
-	return s->native ? unwind_tick_len(s->native->uw, tid) : 0;
+	*end = 0;
+	return s->native ? unwind_tick_len(s->native->uw, tid, end) : 0;
 }
 
 void native_capture_regs(struct spy *s, pid_t tid, const uint64_t *regs, size_t nregs, void **snapshot)
@@ -189,6 +191,26 @@ static const char *basename_of(struct spy *s, const char *path)
 		return "";
 	const char *b = strrchr(path, '/');
 	return b ? intern(s->strs, b + 1) : path;
+}
+
+/* MIXSPY_DEBUG_MERGE=1: each mismatched sample's native frames (with their roles) and Python
+ * frames go to stderr, for finding why a merge failed. */
+static void debug_mismatch(const struct native_state *n, const struct py_thread *th, size_t nips, int rc)
+{
+	static int on = -1;
+	if (on < 0)
+		on = getenv("MIXSPY_DEBUG_MERGE") && *getenv("MIXSPY_DEBUG_MERGE");
+	if (!on)
+		return;
+	static const char role_ch[] = { [NATIVE_KEEP] = 'K', [NATIVE_EVAL] = 'E', [NATIVE_HIDE] = '-' };
+	fprintf(stderr, "mixspy-merge: mismatch: %zu pcs (unwind rc %d), %zu native frames, %zu python frames\n",
+		nips, rc, n->nat.n, th->frames.n);
+	for (size_t i = 0; i < n->nat.n; i++)
+		fprintf(stderr, "mixspy-merge:   native %c %s %s:%d\n", role_ch[n->nat.v[i].role],
+			n->nat.v[i].f.name ? n->nat.v[i].f.name : "?", n->nat.v[i].f.short_file, n->nat.v[i].f.line);
+	for (size_t i = 0; i < th->frames.n; i++)
+		fprintf(stderr, "mixspy-merge:   python%s %s %s:%d\n", th->frames.v[i].is_entry ? "*" : " ",
+			th->frames.v[i].name, th->frames.v[i].short_file, th->frames.v[i].line);
 }
 
 bool native_merge(struct spy *s, struct py_thread *th, void *snapshot, bool *waiting)
@@ -276,8 +298,10 @@ bool native_merge(struct spy *s, struct py_thread *th, void *snapshot, bool *wai
 	size_t nout = 0;
 	struct merge_result res;
 	merge_stacks(n->nat.v, n->nat.n, th->frames.v, th->frames.n, n->merged.v, max, &nout, &res);
-	if (res.mismatch)
+	if (res.mismatch) {
 		s->merge_mismatches++;
+		debug_mismatch(n, th, nips, rc);
+	}
 	*waiting = res.waiting;
 	for (size_t i = 0; i < nout; i++)
 		vec_push(&s->frames, n->merged.v[i]);

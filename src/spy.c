@@ -698,9 +698,10 @@ static int read_in_tick(struct spy *s, struct py_thread *th, double copy[2], voi
 	s->chases.n = 0;
 	py_tick_reads(s->py, th, &s->chases);
 	/* --native: the registers come with the copy, and the stack above sp */
-	size_t stack = s->o.native ? native_tick_len(s, th->os_tid) : 0;
+	uint64_t stack_end = 0;
+	size_t stack = s->o.native ? native_tick_len(s, th->os_tid, &stack_end) : 0;
 	if (stack) {
-		struct target_chase c = { 0, stack, KWALK_BASE_SP, 0 };
+		struct target_chase c = { 0, stack, KWALK_BASE_SP, 0, stack_end };
 		vec_push(&s->chases, c);
 	}
 	const struct target_iov *got;
@@ -865,8 +866,14 @@ static int sample_thread(struct spy *s, struct py_thread *th, const struct threa
 		bool merged = native_merge(s, th, native_snapshot, &on_stack);
 		waiting |= on_stack;
 		native_snapshot_free(native_snapshot);
-		if (!merged)
-			return SAMPLE_RETRY;   /* read asleep, but its walk needs a pause */
+		if (!merged) {
+			/* read asleep or in the tick, but its walk needs more: paused and read again */
+			if (kernel) {
+				s->kwalk_reads--;
+				s->kwalk_past++;
+			}
+			return SAMPLE_RETRY;
+		}
 	} else {
 		for (size_t k = 0; k < th->frames.n; k++) {
 			const struct py_frame *pf = &th->frames.v[k];

@@ -104,12 +104,14 @@ size_t target_hold(struct target *t, const struct target_iov *want, size_t n);
 void target_hold_copied(struct target *t, const struct target_iov *v, size_t n, bool prefix);
 /* A range to copy with others in one go (kwalk.h): at addr, or - base >= 0 - at the pointer the
  * copy of range `base` holds `at` bytes into it, plus addr (KWALK_BASE_SP: at the thread's user
- * stack pointer, plus addr). */
+ * stack pointer, plus addr). A range that would run past `end` (when not 0, and it starts below
+ * it) stops there: a copy from sp ends where the stack's mapping does. */
 struct target_chase {
 	uint64_t addr;
 	size_t len;
 	int base;
 	size_t at;
+	uint64_t end;
 };
 void target_unhold(struct target *t);
 /* Read a NUL-terminated string of at most max-1 bytes. */

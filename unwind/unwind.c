@@ -440,9 +440,10 @@ static int unwind_read(struct unwinder *u, uint64_t addr, void *out, size_t len)
 		if (m && module_read(m, addr, out, len))
 			return 0;
 	}
-	/* A thread read asleep was checked to have slept while its copy was taken, not since: a
-	 * walk of its copy that needs more of its stack fails (it is paused and read again). */
-	if (s && s->partial && addr >= s->sp && (!s->stack_end || addr < s->stack_end)) {
+	/* A thread read asleep was checked to have slept while its copy was taken, not since, and
+	 * one copied in its tick ran on at once: a walk of such a copy that needs more of its stack
+	 * fails (it is paused and read again). */
+	if (s && (s->partial || s->whole) && addr >= s->sp && (!s->stack_end || addr < s->stack_end)) {
 		u->snap_short = true;
 		return -1;
 	}
@@ -840,11 +841,16 @@ int unwind_capture_regs(struct unwinder *u, pid_t tid, const struct user_regs_st
 			struct unwind_snapshot *snap, struct err *e)
 {
 	snap->guess_len = 0;
-	return capture_from(u, tid, *regs, snap, false, e);
+	int rc = capture_from(u, tid, *regs, snap, false, e);
+	snap->whole = true;
+	return rc;
 }
 
-size_t unwind_tick_len(struct unwinder *u, pid_t tid)
+size_t unwind_tick_len(struct unwinder *u, pid_t tid, uint64_t *end)
 {
+	uint64_t sp;
+	const struct map *mp = hmap_get(&u->last_sp, (uint64_t)tid, &sp) ? target_map_at(u->t, sp) : NULL;
+	*end = mp ? mp->end : 0;
 	return stack_want(u, tid, false);
 }
 
@@ -854,6 +860,7 @@ static int capture_from(struct unwinder *u, pid_t tid, struct user_regs_struct r
 	snap->tid = tid;
 	snap->regs = regs;
 	snap->partial = false;
+	snap->whole = false;
 	snap->sp = regs.rsp;
 	snap->stack_len = 0;
 	snap->stack_skip = 0;
@@ -989,6 +996,7 @@ int unwind_capture_asleep(struct unwinder *u, pid_t tid, uint64_t sp, uint64_t p
 	snap->regs.rip = pc;
 	snap->regs.rsp = sp;
 	snap->partial = true;
+	snap->whole = false;
 	snap->tid = tid;
 	snap->sp = sp;
 	snap->stack_len = 0;
@@ -1131,6 +1139,10 @@ int unwind_frames(struct unwinder *u, const struct unwind_snapshot *snap, uint64
 	if (snap->partial && (u->snap_short || *truncated)) {
 		*n = 0;
 		return err_set(e, E_AGAIN, "the walk of a sleeping thread needs more than its pc and sp");
+	}
+	if (snap->whole && u->snap_short) {
+		*n = 0;
+		return err_set(e, E_AGAIN, "the walk needs more of the stack than was copied in the tick");
 	}
 	if (snap->partial)
 		walk_memo_keep(u, snap, ips, *n, *truncated);

@@ -28,6 +28,8 @@ struct unwind_snapshot {
 	uint64_t guess_addr;  /* the range unwind_stack_guess proposed */
 	size_t guess_len;
 	bool partial;         /* only pc and sp are known (unwind_capture_asleep) */
+	bool whole;           /* the copy is all there is (taken in the tick, unwind_capture_regs): a
+			       * walk that needs more of the stack fails, it does not read it live */
 };
 
 struct unwinder;
@@ -43,8 +45,9 @@ int unwind_capture(struct unwinder *u, pid_t tid, struct unwind_snapshot *snap, 
  * through the target (whose held copy serves it). */
 int unwind_capture_regs(struct unwinder *u, pid_t tid, const struct user_regs_struct *regs,
 			struct unwind_snapshot *snap, struct err *e);
-/* How much stack above sp a capture of tid copies (its recent walks' need and a margin). */
-size_t unwind_tick_len(struct unwinder *u, pid_t tid);
+/* How much stack above sp a capture of tid copies (its recent walks' need and a margin), and
+ * where the mapping of its last sp ends (*end; 0 if not known). */
+size_t unwind_tick_len(struct unwinder *u, pid_t tid, uint64_t *end);
 /* A thread asleep in the kernel, not paused: its user pc and sp (from /proc/PID/task/TID/syscall)
  * are all the registers known, and its stack stands still while it sleeps. Copies the stack from
  * sp up (as much as the thread's recent walks used); a walk of this snapshot that needs any

@@ -1439,7 +1439,7 @@ void py_next_reads(struct py_proc *p, const struct py_thread *th, struct py_rang
 void py_tick_reads(struct py_proc *p, struct py_thread *th, struct py_chases *out)
 {
 	const struct py_layout *L = &p->layout;
-#define CHASE(a, l, b, o) do { struct target_chase c_ = { (a), (l), (b), (o) }; vec_push(out, c_); } while (0)
+#define CHASE(a, l, b, o) do { struct target_chase c_ = { (a), (l), (b), (o), 0 }; vec_push(out, c_); } while (0)
 	th->spec_tstate = 0;   /* nothing read ahead: the walk reads only what this copy holds */
 	if (L->gil_model == PYGIL_RUNTIME_TSTATE && p->runtime && L->runtime_tstate_current >= 0)
 		CHASE(p->runtime + (uint64_t)L->runtime_tstate_current, 8, -1, 0);

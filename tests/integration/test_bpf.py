@@ -20,10 +20,11 @@ NO_BPF = "Can't load the eBPF"
 
 def record_bpf(tmp_path, args, name="out", timeout=30, nice=-10):
     """record --bpf -f raw with MIXSPY_STATS=1 -> (stacks, samples, reads (paused or in the tick),
-    reads in the tick and copies that fell short, stderr); skips when the kernel refuses eBPF."""
+    reads in the tick and copies that fell short, stderr - with the frames of any sample whose merge
+    failed, MIXSPY_DEBUG_MERGE); skips when the kernel refuses eBPF."""
     out = tmp_path / (name + ".txt")
     bg = Background(["record", "--bpf", "-f", "raw", "-o", out] + list(args), priority=nice,
-                    env={"MIXSPY_STATS": "1"})
+                    env={"MIXSPY_STATS": "1", "MIXSPY_DEBUG_MERGE": "1"})
     rc, _, err = bg.wait(timeout)
     if rc != 0 and NO_BPF in err:
         pytest.skip("--bpf not available here: " + err.strip().splitlines()[-1])

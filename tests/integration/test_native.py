@@ -31,10 +31,11 @@ CALLBACK = ["<module>", "main", "py_caller", "c_call_back", "py_callback", "c_en
 
 
 def record_native(pid, tmp_path, seconds=2, extra=()):
-    """record --native -f raw for `seconds`; returns (stacks Counter, stderr, mismatches, samples)."""
+    """record --native -f raw for `seconds`; returns (stacks Counter, stderr, mismatches, samples).
+    A mismatched sample's frames are in stderr (MIXSPY_DEBUG_MERGE), for the failure's message."""
     out = str(tmp_path / ("native-%d.txt" % time.monotonic_ns()))
     rc, _, err = run_mixspy(["record", "--native", "-d", seconds, "-f", "raw", "-o", out, "--pid", pid]
-                            + list(extra), timeout=60)
+                            + list(extra), timeout=60, env={"MIXSPY_DEBUG_MERGE": "1"})
     assert_not_stopped(pid)
     assert rc == 0, "mixspy record --native failed (rc %d):\n%s" % (rc, err)
     with open(out, encoding="utf-8") as f:
