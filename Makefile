@@ -53,7 +53,7 @@ $(BUILD)/%.o: %.c $(BUILD)/gen/profile.pb-c.h | $(BUILD)/.deps-build
 # the kernel half of --bpf's frame walk, linked in whole
 $(BUILD)/src/kwalk.bpf.o: src/kwalk.bpf.c src/kwalk_abi.h | $(BUILD)/.deps-build
 	@mkdir -p $(dir $@)
-	clang -O2 -g -target bpf -I/usr/include/$(shell $(CC) -print-multiarch) -Isrc -c -o $@ $<
+	clang -O2 -g -target bpf -mcpu=v3 -I/usr/include/$(shell $(CC) -print-multiarch) -Isrc -c -o $@ $<
 $(BUILD)/src/kwalk_obj.o: src/kwalk_obj.S $(BUILD)/src/kwalk.bpf.o
 	$(CC) -DKWALK_BPF_OBJ='"$(BUILD)/src/kwalk.bpf.o"' -c -o $@ $<
 

@@ -5,8 +5,7 @@
  * copied into a ring buffer record, as they would be in a ptrace stop, but nothing schedules it
  * out or wakes it back up. A range may start at a pointer read from the copy of an earlier one:
  * that is how a chain (frame -> previous frame, chunk -> previous chunk) is followed here, with
- * no knowledge of what it is a chain of. Returning 1 lets the event's overflow limit
- * (PERF_EVENT_IOC_REFRESH 1) turn the event off again: one copy per arming.
+ * no knowledge of what it is a chain of. One copy per arming: the copy takes the arm.
  */
 #include <linux/bpf.h>
 #include <linux/bpf_perf_event.h>
@@ -17,6 +16,7 @@
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);   /* user space writes the request in place */
 	__type(key, int);
 	__type(value, struct kwalk_req);
 } req SEC(".maps");
@@ -72,35 +72,38 @@ static long copy_range(unsigned int k, void *data)
 	return 0;
 }
 
-SEC("perf_event")
-int kwalk(struct bpf_perf_event_data *ctx)
+/* The copy for the armed thread, if it is the one running here. uregs: the user registers the
+ * interrupt saved, when it came from user mode; else those saved at the top of the thread's
+ * kernel stack when it entered the kernel (a system call, a fault, an interrupt). */
+static __always_inline void take(const unsigned long long *uregs)
 {
 	int zero = 0;
-	const struct kwalk_req *q = bpf_map_lookup_elem(&req, &zero);
+	struct kwalk_req *q = bpf_map_lookup_elem(&req, &zero);
 	if (!q)
-		return 1;
+		return;
 	unsigned int tid = (unsigned int)bpf_get_current_pid_tgid();
-	if (tid != q->tid)
-		return 1;   /* armed for another thread: an old event */
+	if (!tid || (unsigned int)q->arm != tid)
+		return;   /* armed for another thread: an old event */
+	__sync_fetch_and_add(&q->busy, 1);
+	unsigned long long a = *(volatile unsigned long long *)&q->arm;
+	if ((unsigned int)a != tid || __sync_val_compare_and_swap(&q->arm, a, 0) != a)
+		goto out;   /* disarmed meanwhile (an old event) */
 	struct kwalk_rec *r = bpf_ringbuf_reserve(&records, sizeof *r, 0);
 	if (!r)
-		return 1;   /* the reader is behind: no copy, it pauses instead */
+		goto out;   /* the reader is behind: no copy, it pauses instead */
 	r->t0 = bpf_ktime_get_ns();
-	r->seq = q->seq;
+	r->seq = a >> 32;
 	r->tid = tid;
 	for (int k = 0; k < KWALK_MAX_RANGES / 64; k++)
 		r->ok[k] = 0;
-	/* The user registers: those the tick interrupted, or - caught in the kernel (a system
-	 * call, a fault) - those saved on entry, at the top of its kernel stack. */
-	const unsigned long long *ur = (const unsigned long long *)&ctx->regs;
-	if ((ctx->regs.cs & 3) == 3) {
+	if (uregs) {
 #pragma unroll
 		for (int i = 0; i < KWALK_NREGS; i++)
-			r->regs[i] = ur[i];
+			r->regs[i] = uregs[i];
 	} else {
 		struct pt_regs *k = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-		if (bpf_probe_read_kernel(r->regs, sizeof r->regs, k))
-			r->regs[19] = 0;   /* sp unknown: no range from it is copied */
+		if (bpf_probe_read_kernel(r->regs, sizeof r->regs, k) || (r->regs[17] & 3) != 3)
+			r->regs[19] = 0;   /* no user sp known (cs, regs[17], not user's): no range from it */
 	}
 	struct copy_ctx c = { q, r, r->regs[19] };
 	bpf_loop(q->n < KWALK_MAX_RANGES ? q->n : KWALK_MAX_RANGES, copy_range, &c, 0);
@@ -108,6 +111,16 @@ int kwalk(struct bpf_perf_event_data *ctx)
 	/* no wake-up: woken from the thread's own CPU, mixspy would be pulled onto it and take the
 	 * CPU from the thread it just spared a stop (kwalk.c polls instead) */
 	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+out:
+	__sync_fetch_and_sub(&q->busy, 1);
+}
+
+/* A tick of the thread's own CPU clock, armed for one overflow. Returning 1 lets the event's
+ * overflow limit (PERF_EVENT_IOC_REFRESH 1) turn it off again. */
+SEC("perf_event")
+int kwalk(struct bpf_perf_event_data *ctx)
+{
+	take((ctx->regs.cs & 3) == 3 ? (const unsigned long long *)&ctx->regs : 0);
 	return 1;
 }
 

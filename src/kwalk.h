@@ -4,7 +4,8 @@
  * CPU-clock perf event, armed for one overflow at a time, copies the ranges asked for while the
  * thread stands in the timer interrupt - each at an address, or at a pointer found in an earlier
  * range's copy, which is how the Python reader has it follow a frame chain (py_tick_reads) - and
- * hands them back through a ring buffer. The thread loses the copy's time and the interrupt's,
+ * hands them back through a ring buffer (the request is written in place, in a map mmapped by
+ * mixspy, and taken by exactly one copy). The thread loses the copy's time and the interrupt's,
  * and is never scheduled out for it. Needs root (CAP_BPF and CAP_PERFMON) and a kernel with BPF
  * ring buffers (5.8+); kwalk_open says when it cannot be had.
  */

@@ -25,16 +25,19 @@ struct kwalk_range {
 				    * the stack, for a range from sp) */
 };
 
-/* The one thread armed now, and what to copy of it. */
+/* The one thread armed now, and what to copy of it. User space writes it in place (the map is
+ * mmapped) in this order: arm = 0; wait for busy == 0; the ranges; arm (a release store). A copy
+ * takes the arm (compare-and-swap to 0: one copy per arming, whichever program sees the thread
+ * first) with busy raised, so the ranges it reads never change under it. */
 struct kwalk_req {
-	unsigned long long seq;
-	unsigned int tid;
+	unsigned long long arm;    /* (request seq << 32) | tid; 0: none armed */
+	unsigned int busy;         /* copies under way */
 	unsigned int n;            /* ranges */
 	struct kwalk_range r[KWALK_MAX_RANGES];
 };
 
 struct kwalk_rec {
-	unsigned long long seq;
+	unsigned long long seq;      /* the request's (arm >> 32) */
 	unsigned long long t0, t1;   /* bpf_ktime_get_ns at the copy's start and end */
 	unsigned long long ok[KWALK_MAX_RANGES / 64];   /* range k copied: bit k % 64 of ok[k / 64] */
 	unsigned long long addr[KWALK_MAX_RANGES];      /* where range k was copied from */

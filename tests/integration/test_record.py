@@ -270,7 +270,9 @@ def test_launched_duration_not_killed(interp, tmp_path):
 
 def test_attached_exits_mid_record(interp, start, tmp_path):
     """record --pid with no duration: stops when the target exits, file written."""
-    w = start_prio(start, interp, "exit_code.py", ["--work", 1.2, "--code", 0])
+    # 2.5 s of work: mixspy's start (attach, finding the interpreter) can take half a second and
+    # more on a loaded machine, and 50 samples must still fit after it.
+    w = start_prio(start, interp, "exit_code.py", ["--work", 2.5, "--code", 0])
     # While the interpreter is torn down its thread list can't be read: a few errors at the end.
     stacks, n, stderr, _ = finish_raw(*bg_raw(tmp_path, ["--pid", w.pid], "out"), max_errors=10)
     assert "Stopped sampling because process exited" in stderr, stderr
