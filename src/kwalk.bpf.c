@@ -62,8 +62,7 @@ static long copy_range(unsigned int k, void *data)
 		addr += ptr;
 	}
 	/* clipped where it must end (the stack's end, above sp): a read across it would fail whole */
-	if (g->end && addr < g->end && g->end - addr < len)
-		len = (unsigned int)(g->end - addr);
+	len = kwalk_clip(addr, len, g->end);
 	if (len == 0 || len > KWALK_PIECE)
 		return 0;
 	r->addr[k] = addr;

@@ -68,10 +68,7 @@ static int on_record(void *ctx, void *data, size_t len)
 		if (!KWALK_OK(r, j) || q->off + q->len > KWALK_DATA || at + q->len > KWALK_DATA)
 			continue;
 		memcpy(k->bytes.v + at, r->data + q->off, q->len);
-		size_t len = q->len;   /* clipped as the copy was (kwalk.bpf.c) */
-		if (q->end && r->addr[j] < q->end && q->end - r->addr[j] < len)
-			len = (size_t)(q->end - r->addr[j]);
-		struct target_iov v = { r->addr[j], k->bytes.v + at, len };
+		struct target_iov v = { r->addr[j], k->bytes.v + at, kwalk_clip(r->addr[j], q->len, q->end) };
 		vec_push(&k->copied, v);
 		at += q->len;
 	}
@@ -253,8 +250,13 @@ int kwalk_copy(struct kwalk *k, pid_t tid, const struct target_chase *c, size_t 
 		k->seq = 1;
 	k->got = false;
 	__atomic_store_n(&k->req->arm, (uint64_t)k->seq << 32 | (uint32_t)tid, __ATOMIC_RELEASE);
-	if (ioctl(fd, PERF_EVENT_IOC_REFRESH, 1))
-		goto arm_failed;
+	if (ioctl(fd, PERF_EVENT_IOC_REFRESH, 1)) {
+		int err = errno;
+		__atomic_store_n(&k->req->arm, 0, __ATOMIC_SEQ_CST);
+		kwalk_forget(k, tid);
+		return err_set(e, err == ESRCH ? E_NOPROC : E_AGAIN, "Can't arm thread %d's clock: %s", (int)tid,
+			       strerror(err));
+	}
 	/* Polled, in short naps: the record wakes nobody (see kwalk.bpf.c). */
 	double deadline = now_monotonic() + timeout_us * 1e-6;
 	struct timespec nap = { 0, KWALK_NAP_NS };
@@ -275,9 +277,4 @@ int kwalk_copy(struct kwalk *k, pid_t tid, const struct target_chase *c, size_t 
 	if (regs)
 		memcpy(regs, k->regs, sizeof k->regs);
 	return 0;
-arm_failed:;
-	int err = errno;
-	__atomic_store_n(&k->req->arm, 0, __ATOMIC_SEQ_CST);
-	kwalk_forget(k, tid);
-	return err_set(e, err == ESRCH ? E_NOPROC : E_AGAIN, "Can't arm thread %d's clock: %s", (int)tid, strerror(err));
 }

@@ -47,6 +47,13 @@ struct kwalk_rec {
 	unsigned char data[KWALK_DATA + KWALK_PIECE];
 };
 
+/* How much of a range of len bytes at addr is copied: it stops at end (when end is not 0 and the
+ * range starts below it). Both halves use it: the copy, and the reading of its record. */
+static inline unsigned int kwalk_clip(unsigned long long addr, unsigned int len, unsigned long long end)
+{
+	return end && addr < end && end - addr < len ? (unsigned int)(end - addr) : len;
+}
+
 /* Was range k of the request copied? (k masked: the verifier wants the index bounded) */
 #define KWALK_OK(r, k) (((r)->ok[((k) / 64) & (KWALK_MAX_RANGES / 64 - 1)] >> ((k) % 64)) & 1)
 
