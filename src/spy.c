@@ -118,12 +118,14 @@ static void spy_report_stats(struct spy *s)
 #define PCT(p) (n ? s->pause_us.v[(size_t)((double)(n - 1) * (p))] : 0.0f)
 	fprintf(stderr, "mixspy-stats: pid %d pauses %zu pause_us p50 %.1f p90 %.1f p99 %.1f max %.1f maxrss_kb %ld "
 		"first_sample_mono %.6f unpaused %llu last_sample_mono %.6f cpu_at_first %.6f cpu_now %.6f "
-		"reads_since_first %llu ticks_since_first %llu watched %llu off_cpu %llu kwalk %llu past %llu\n",
+		"reads_since_first %llu ticks_since_first %llu watched %llu off_cpu %llu kwalk %llu past %llu "
+		"off_cpu_waiters %llu\n",
 		(int)s->t.pid, n, PCT(0.5), PCT(0.9), PCT(0.99), PCT(1.0), rss_kb, s->first_sample_mono,
 		(unsigned long long)s->unpaused_reads, s->last_sample_mono, s->cpu_at_first, cpu_seconds(),
 		(unsigned long long)(s->t.reads - s->reads_at_first), (unsigned long long)s->ticks_since_first,
 		(unsigned long long)s->watched_reads, (unsigned long long)s->off_cpu_reads,
-		(unsigned long long)s->kwalk_reads, (unsigned long long)s->kwalk_past);
+		(unsigned long long)s->kwalk_reads, (unsigned long long)s->kwalk_past,
+		(unsigned long long)s->off_cpu_waiters);
 #undef PCT
 }
 
@@ -154,6 +156,7 @@ void spy_close(struct spy *s)
 	hmap_free(&s->ns_tids);
 	hmap_free(&s->running);
 	hmap_free(&s->sys_arg);
+	hmap_free(&s->slept_on);
 }
 
 const struct py_thread *spy_sample_thread(const struct spy *s, size_t i)
@@ -231,6 +234,9 @@ struct sys_state {
 	uint64_t sp, pc;    /* user stack pointer and pc where it entered the kernel (0: unknown) */
 };
 
+#define SYS_FUTEX_X86_64 202
+#define SYS_RESTART_SYSCALL_X86_64 219
+
 static int read_syscall_file(struct spy *s, pid_t tid, struct sys_state *st)
 {
 	char buf[256];
@@ -242,6 +248,7 @@ static int read_syscall_file(struct spy *s, pid_t tid, struct sys_state *st)
 	if (end == buf)
 		return 1;   /* "running" */
 	st->nr = v < 0 ? -1 : v;
+	bool futex = v == SYS_FUTEX_X86_64 || v == SYS_RESTART_SYSCALL_X86_64;
 	/* the last two fields: sp and pc */
 	uint64_t f[8];
 	int k = 0;
@@ -253,6 +260,8 @@ static int read_syscall_file(struct spy *s, pid_t tid, struct sys_state *st)
 	}
 	if (v >= 0 && k >= 1)
 		st->arg0 = f[0];
+	if (v >= 0)
+		hmap_put(&s->slept_on, (uint64_t)tid, futex && k >= 1 ? st->arg0 : UINT64_MAX);
 	if (k >= 2 && (v >= 0 ? k == 8 : k == 2)) {
 		st->sp = f[k - 2];
 		st->pc = f[k - 1];
@@ -504,9 +513,6 @@ static enum gil_state gil_state_of(bool active, bool owns_gil, bool waiting)
 	return active ? GIL_RELEASED : GIL_IDLE;
 }
 
-#define SYS_FUTEX_X86_64 202
-#define SYS_RESTART_SYSCALL_X86_64 219
-
 enum futex_wait { FUTEX_NONE, FUTEX_GIL, FUTEX_OTHER };
 
 /* x86_64 system calls that only wait (never work on the caller's behalf): poll, select, pause,
@@ -653,6 +659,7 @@ static void plan_threads(struct spy *s, struct py_thread *threads, size_t n, str
 			/* no such OS thread: it exited meanwhile - or (mapped by its id) it ended
 			 * and this is a new thread on its stack */
 			kwalk_forget(s->kwalk, th->os_tid);
+			hmap_del(&s->slept_on, (uint64_t)th->os_tid);
 			py_forget_os_tid(s->py, th);
 			continue;
 		}
@@ -730,29 +737,64 @@ static int read_in_tick(struct spy *s, struct py_thread *th, double copy[2], voi
 	return rc;
 }
 
+/*
+ * Python-only, a thread off its CPU stands still until it is put back: its frames are read
+ * where they stand, without a pause, and the read stands if its switch watch's head did not
+ * move meanwhile (else it is paused and read again). A pause would wait for it to get a CPU
+ * (a millisecond or more on a busy machine), stop it at once and leave it to wait for one
+ * again. Which threads (with *fw set to what a pause would have found; its running state is
+ * the plan's):
+ *  - the GIL's holder, preempted (taken off its CPU while runnable): while it waits for a
+ *    CPU, so does every thread that waits for the GIL;
+ *  - a thread that went to sleep and has not run since the read of its syscall file this tick
+ *    (its head is the one read then): asleep on what that read said, or woken and not yet run
+ *    (read_quiet's batch did not stand for it: the GIL changed hands meanwhile);
+ *  - a thread runnable this tick whose last switch was to sleep, and the last sleep of which
+ *    we know was on the GIL: a waiter woken (its timed wait, or the GIL released) that waits
+ *    for a CPU to take the GIL. Paused, its stop showed the GIL's futex every time (153 of 153
+ *    on the 100-thread workload); those pauses were half of the time it was paused, p50
+ *    117 us, p90 1 ms, and while such a waiter stands, the holder that dropped the GIL for it
+ *    waits too. One that slept on anything else is paused, as one preempted without the GIL
+ *    (stopped, it shows the GIL's futex or no system call at all, by the instant).
+ */
+static bool read_off_cpu(struct spy *s, const struct py_thread *th, const struct thread_plan *pl, uint64_t *head,
+			 enum futex_wait *fw)
+{
+	enum target_cpu where = target_off_cpu(&s->t, th->os_tid, head);
+	if (th->holds_gil)
+		return where == CPU_PREEMPTED || where == CPU_SLEPT;
+	if (where != CPU_SLEPT || !pl->check_futex)
+		return false;
+	uint64_t ix, addr;
+	const struct sched_memo *m =
+		hmap_get(&s->memo_ix[s->memo_cur], (uint64_t)th->os_tid, &ix) ? &s->memo[s->memo_cur].v[ix] : NULL;
+	if (m && m->watched && m->head == *head && !(m->run & 1))
+		return true;   /* asleep as planned: the plan's *fw stands */
+	if (!hmap_get(&s->slept_on, (uint64_t)th->os_tid, &addr) || addr < s->gil_lo || addr >= s->gil_hi)
+		return false;
+	*fw = FUTEX_GIL;
+	return true;
+}
+
 /* One thread's sample of this tick, as planned: read asleep (quiet, when the plan read it so),
- * paused, or unpaused (--nonblocking). SAMPLE_SKIP: no sample of it this tick; SAMPLE_RETRY: its
- * read asleep cannot be walked, or its read off its CPU did not stand (ask again, with `again`:
- * then it is paused); a negative code: the process is gone. */
-static int sample_thread(struct spy *s, struct py_thread *th, const struct thread_plan *pl, bool again, double t,
+ * off its CPU, in the tick (--bpf), paused, or unpaused (--nonblocking). SAMPLE_SKIP: no sample
+ * of it this tick; SAMPLE_RETRY: its read asleep cannot be walked or found it awake, or its read
+ * off its CPU did not stand: ask again, with the next attempt (1 after a read asleep: off its
+ * CPU where it is, else paused; otherwise paused); a negative code: the process is gone. */
+static int sample_thread(struct spy *s, struct py_thread *th, const struct thread_plan *pl, int attempt, double t,
 			 struct err *e)
 {
 	int rc;
+	bool again = attempt > 0;
 	bool quiet = pl->quiet && !again;
 	int running = pl->running;
 	enum futex_wait fw = pl->fw;
 	bool paused = false;
 	struct err fe = { 0 };
 	double pause_t0 = s->stats ? now_monotonic() : 0;
-	/* Python-only, the GIL's holder taken off its CPU while runnable (preempted: its switch
-	 * watch's last note) stands still until it is put back: read where it stands, no pause. A
-	 * pause would wait for it to be put back (a millisecond or more on a busy machine, 16% of
-	 * the pauses on the 100-thread workload), stop it at once and leave it to wait for a CPU
-	 * again - all that time holding the GIL. The read stands if the watch's head did not move
-	 * meanwhile; else it is paused and read again. */
 	uint64_t head0 = 0;
-	bool off_cpu = !quiet && !again && !s->o.nonblocking && !s->o.native && th->os_tid && th->holds_gil &&
-		       target_preempted(&s->t, th->os_tid, &head0);
+	bool off_cpu = !quiet && (attempt == 0 || (attempt == 1 && pl->quiet)) && !s->o.nonblocking && !s->o.native &&
+		       th->os_tid && read_off_cpu(s, th, pl, &head0, &fw);
 	/* --bpf: a running thread's frames copied where a tick of its own clock catches it, in
 	 * the kernel (kwalk.h); one the tick misses (it went to sleep, or waits for a CPU) is
 	 * paused as ever. */
@@ -815,6 +857,7 @@ static int sample_thread(struct spy *s, struct py_thread *th, const struct threa
 		if (!(target_switches(&s->t, th->os_tid, &head1) && head1 == head0))
 			return SAMPLE_RETRY;   /* put back on a CPU meanwhile */
 		s->off_cpu_reads++;
+		s->off_cpu_waiters += pl->check_futex;
 		if (!rc)
 			rc = py_decode_frames(s->py, th, s->o.linemode, &fe);
 	} else if (paused) {
@@ -929,9 +972,9 @@ int spy_sample(struct spy *s, double t, struct sample **out, size_t *n, struct e
 	for (size_t i = 0; i < nthreads; i++) {
 		if (plan[i].skip)
 			continue;
-		int r = sample_thread(s, &threads[i], &plan[i], false, t, e);
-		if (r == SAMPLE_RETRY)
-			r = sample_thread(s, &threads[i], &plan[i], true, t, e);
+		int r = sample_thread(s, &threads[i], &plan[i], 0, t, e);
+		for (int attempt = 1; r == SAMPLE_RETRY && attempt < 3; attempt++)
+			r = sample_thread(s, &threads[i], &plan[i], attempt, t, e);
 		if (r < 0)
 			return r;
 	}

@@ -45,13 +45,16 @@ struct spy {
 	VEC(struct py_thread *) sample_threads;   /* the Python thread of each sample */
 	struct hmap running;          /* tid -> running state, read at the start of a sample (spy.c) */
 	struct hmap sys_arg;          /* tid -> first system call argument, where that was read */
+	struct hmap slept_on;         /* tid -> the futex of the last system call it was read asleep
+				       * in (UINT64_MAX: another call), as far back as it goes */
 	/* tid -> index in memo[]: each thread's schedstat and syscall file as read this tick
 	 * (memo_cur) and last tick (see read_syscall_memo in spy.c) */
 	VEC(struct sched_memo) memo[2];
 	struct hmap memo_ix[2];
 	int memo_cur;
 	uint64_t watched_reads;       /* MIXSPY_STATS=1: threads whose state a switch watch kept */
-	uint64_t off_cpu_reads;       /* ... and GIL holders read unpaused, off their CPU (spy.c) */
+	uint64_t off_cpu_reads;       /* ... and threads read unpaused, off their CPU (read_off_cpu) */
+	uint64_t off_cpu_waiters;     /* ... of which not the GIL's holder when the tick began */
 	VEC(uint64_t) first_read;     /* --nonblocking: frame and code addresses of the first read */
 	int pidns;                    /* target's PID namespace: 0 not checked yet, 1 ours, 2 another */
 	struct hmap ns_tids;          /* pidns 2: the target's own thread ids -> ours (from NSpid) */

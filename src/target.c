@@ -742,7 +742,7 @@ ssize_t target_task_read(struct target *t, pid_t tid, int file, char *buf, size_
 }
 
 /* One data page: the ring is mapped read-only, so the kernel overwrites it and its head only
- * ever moves forward; of its notes only the last is ever read (target_preempted). */
+ * ever moves forward; of its notes only the last is ever read (target_off_cpu). */
 #define WATCH_PAGES 2
 #define MAX_WATCHES 1024
 
@@ -806,21 +806,24 @@ bool target_switches(struct target *t, pid_t tid, uint64_t *head)
 	return watch_head(t, tid, head) != NULL;
 }
 
-bool target_preempted(struct target *t, pid_t tid, uint64_t *head)
+enum target_cpu target_off_cpu(struct target *t, pid_t tid, uint64_t *head)
 {
 	uint64_t h;
 	const volatile struct perf_event_mmap_page *pg = watch_head(t, tid, &h);
 	if (!pg)
-		return false;
+		return CPU_UNKNOWN;
 	uint64_t off = pg->data_offset, size = pg->data_size;
 	if (h < sizeof(struct perf_event_header) || !size || off + size > watch_len())
-		return false;
+		return CPU_UNKNOWN;
 	/* the last note: records are headers alone (no sample_id_all), 8 bytes, never straddling */
 	struct perf_event_header last;
 	memcpy(&last, (const char *)(uintptr_t)pg + off + (h - sizeof last) % size, sizeof last);
 	*head = h;
-	return last.type == PERF_RECORD_SWITCH && last.size == sizeof last && (last.misc & PERF_RECORD_MISC_SWITCH_OUT) &&
-	       (last.misc & PERF_RECORD_MISC_SWITCH_OUT_PREEMPT);
+	if (last.type != PERF_RECORD_SWITCH || last.size != sizeof last)
+		return CPU_UNKNOWN;
+	if (!(last.misc & PERF_RECORD_MISC_SWITCH_OUT))
+		return CPU_ON;
+	return last.misc & PERF_RECORD_MISC_SWITCH_OUT_PREEMPT ? CPU_PREEMPTED : CPU_SLEPT;
 }
 
 static void target_unwatch(struct target *t, pid_t tid)

@@ -146,12 +146,14 @@ void target_task_files_trim(struct target *t, size_t max);
  * watched (now or already), -1 when not: not allowed here (no perf events, perf_event_paranoid,
  * seccomp, locked memory limit: then no more are tried), too many, or the thread is gone.
  * target_switches gives the head of a watched thread (false when it is not watched);
- * target_preempted too, true when its last note is a switch out while runnable.
+ * target_off_cpu too, and where its last note left it: taken off its CPU while runnable
+ * (preempted), or going to sleep (it may have been woken since, and wait for a CPU).
  * target_watch_prune drops the watches of threads not in live (tid -> anything; NULL: all). The
  * MIXSPY_NO_SWITCH_WATCH environment variable turns watches off. */
 int target_watch(struct target *t, pid_t tid);
 bool target_switches(struct target *t, pid_t tid, uint64_t *head);
-bool target_preempted(struct target *t, pid_t tid, uint64_t *head);
+enum target_cpu { CPU_UNKNOWN, CPU_ON, CPU_PREEMPTED, CPU_SLEPT };
+enum target_cpu target_off_cpu(struct target *t, pid_t tid, uint64_t *head);
 void target_watch_prune(struct target *t, const struct hmap *live);
 /* Process still exists and is not a zombie. For launched targets this also reaps it. */
 bool target_alive(struct target *t);

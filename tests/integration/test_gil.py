@@ -467,3 +467,52 @@ def test_holder_off_cpu_read_where_it_stands(interp, start, tmp_path):
         assert any("bootstrap" in n for n in names[:-1]), labels
         held += count
     assert held >= 50, "held samples of the contenders: %d\n%s" % (held, raw)
+
+
+OFF_CPU_WAITERS_RE = re.compile(r"^mixspy-stats: .* off_cpu_waiters (\d+)$", re.M)
+
+
+def test_woken_waiters_read_off_cpu(interp, start, tmp_path):
+    """Python-only, a GIL waiter woken to take the GIL and not yet run (it waits for a CPU: two CPU
+    hogs beside six contenders make that frequent) is read where it stands, not paused, when the
+    last sleep we read of it was on the GIL's futex (read_off_cpu). Such samples are what a pause
+    showed: waiting for the GIL, in contend() at its line, the chain down from the thread's start;
+    and the contenders' split stays the design's (one of six holds the GIL: held 17%, waiting
+    83%, within 10 points)."""
+    if not perf_events_allowed():
+        pytest.skip("perf events are not allowed here: no switch watches")
+    import subprocess
+    import sys
+    w = start(interp, "gil_contention.py", ["--threads", 6, "--seconds", 120])
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        out = str(tmp_path / "gil.txt")
+        rc, _, stderr = run_mixspy(["record", "--pid", w.pid, "--duration", 3, "--rate", 100, "--format", "raw",
+                                    "--gil-split", "--threads", "--output", out],
+                                   timeout=45, env={"MIXSPY_STATS": "1"})
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    assert_not_stopped(w.pid)
+    assert rc == 0, stderr
+    m = OFF_CPU_WAITERS_RE.search(stderr)
+    assert m and int(m.group(1)) > 0, "no GIL waiter read off its CPU:\n%s" % stderr
+    contend_lines = contend_line_range()
+    total = collections.Counter()
+    for state in STATES:
+        raw, stacks = contender_stacks(out, state)
+        for labels, count in stacks:
+            frames = [harness.parse_frame_label(x) for x in labels[2:]]
+            names = [f.name for f in frames]
+            assert names[-1] == "contend" and frames[-1].line in contend_lines, labels
+            assert any("bootstrap" in n for n in names[:-1]), labels
+            total[state] += count
+    n = sum(total.values())
+    assert n >= 100, "%s: contender samples: %s\n%s" % (interp, dict(total), raw)
+    if interp.version[0] == 2:
+        return   # 2.7's GIL is free between its drops and takes (see test_contention_waiting)
+    for state, design in (("held", 100.0 / 6), ("waiting", 500.0 / 6), ("released", 0.0)):
+        share = 100.0 * total[state] / n
+        assert abs(share - design) <= TOLERANCE, "%s: %s %.1f%% (design %.1f%%): %s" % (interp, state, share, design,
+                                                                                    dict(total))
