@@ -37,9 +37,10 @@ competing counterpart:
   long run     --native at 1000 Hz for 60 s (BENCH_QUICK: 15 s): peak RSS and CPU
 Where Debian's austin runs (pyenv 3.8-3.10), the deep, threads and mixed workloads run under that
 interpreter too, sampled by austin and by mixspy in the same rounds, and both top rates are taken.
-Options: --rounds N (default 5; the threads workload takes three times as many), --period S (seconds each stretch lasts, default 1.2), --quick,
---python PATH (default Debian's /usr/bin/python3), --ext DIR (mixspy_testext built for it),
---austin-python PATH and --austin-ext DIR (an interpreter Debian's austin supports).
+Options: --rounds N (default 5; the threads workload takes three times as many), --period S
+(seconds each stretch lasts, default 1.2), --quick, --python PATH (default Debian's
+/usr/bin/python3), --ext DIR (mixspy_testext built for it), --austin-python PATH and
+--austin-ext DIR (an interpreter Debian's austin supports).
 """
 import argparse
 import array

@@ -306,6 +306,13 @@ static void memo_keep(struct spy *s, pid_t tid, const struct sched_memo *m)
 	vec_push(&s->memo[s->memo_cur], *m);
 }
 
+/* tid's memo of this tick (which: memo_cur) or of the last one (memo_cur ^ 1); NULL if none. */
+static const struct sched_memo *memo_of(const struct spy *s, int which, pid_t tid)
+{
+	uint64_t ix;
+	return hmap_get(&s->memo_ix[which], (uint64_t)tid, &ix) ? &s->memo[which].v[ix] : NULL;
+}
+
 /* The syscall file of a thread that was asleep last tick, or what it said then when the thread
  * has not been on a CPU since: its schedstat (CPU time, times it ran) did not move, so it is
  * asleep on the same call, with the same stack. schedstat costs the kernel less than the syscall
@@ -315,9 +322,8 @@ static void memo_keep(struct spy *s, pid_t tid, const struct sched_memo *m)
  * moved CPU time next tick. Returns what read_syscall_file returns. */
 static int read_syscall_memo(struct spy *s, pid_t tid, struct sys_state *sys)
 {
-	struct hmap *prev = &s->memo_ix[s->memo_cur ^ 1];
-	uint64_t st[2] = { 0, 0 }, ix, head = 0;
-	const struct sched_memo *m = hmap_get(prev, (uint64_t)tid, &ix) ? &s->memo[s->memo_cur ^ 1].v[ix] : NULL;
+	uint64_t st[2] = { 0, 0 }, head = 0;
+	const struct sched_memo *m = memo_of(s, s->memo_cur ^ 1, tid);
 	/* Watched: not switched in or out since last tick's read (the head did not move), it sleeps
 	 * on as read then, and nothing is read of it now. */
 	bool watched = target_switches(&s->t, tid, &head);
@@ -366,11 +372,8 @@ static bool slept_on(struct spy *s, pid_t tid, const struct sched_memo *m)
 /* What this tick's memo says of a thread asleep: its user sp and pc, NULL when not known. */
 static const struct sched_memo *asleep_memo(const struct spy *s, pid_t tid)
 {
-	uint64_t ix;
-	if (!hmap_get(&s->memo_ix[s->memo_cur], (uint64_t)tid, &ix))
-		return NULL;
-	const struct sched_memo *m = &s->memo[s->memo_cur].v[ix];
-	return !(m->run & 1) && m->timed && m->sys.sp && m->sys.pc ? m : NULL;
+	const struct sched_memo *m = memo_of(s, s->memo_cur, tid);
+	return m && !(m->run & 1) && m->timed && m->sys.sp && m->sys.pc ? m : NULL;
 }
 
 /* The running state of each OS thread that a Python thread may look up. When every Python
@@ -765,9 +768,8 @@ static bool read_off_cpu(struct spy *s, const struct py_thread *th, const struct
 		return where == CPU_PREEMPTED || where == CPU_SLEPT;
 	if (where != CPU_SLEPT || !pl->check_futex)
 		return false;
-	uint64_t ix, addr;
-	const struct sched_memo *m =
-		hmap_get(&s->memo_ix[s->memo_cur], (uint64_t)th->os_tid, &ix) ? &s->memo[s->memo_cur].v[ix] : NULL;
+	uint64_t addr;
+	const struct sched_memo *m = memo_of(s, s->memo_cur, th->os_tid);
 	if (m && m->watched && m->head == *head && !(m->run & 1))
 		return true;   /* asleep as planned: the plan's *fw stands */
 	if (!hmap_get(&s->slept_on, (uint64_t)th->os_tid, &addr) || addr < s->gil_lo || addr >= s->gil_hi)

@@ -433,16 +433,16 @@ def test_woken_in_c_is_seen_at_once(interp, start, ext_dir, tmp_path, mode):
 OFF_CPU_RE = re.compile(r"^mixspy-stats: .* off_cpu (\d+) ", re.M)
 
 
-def test_holder_off_cpu_read_where_it_stands(interp, start, tmp_path):
-    """Python-only, the GIL's holder taken off its CPU while runnable (two CPU hogs beside it make
-    that frequent) is read without a pause when its switch watch's last note says so and its head
-    does not move during the read. Its samples are what a pause shows: held, in contend() at its
-    line, the whole chain down from the thread's start."""
+def record_beside_hogs(interp, start, tmp_path, threads):
+    """gil_contention.py with `threads` contenders, recorded Python-only at 100 Hz for 3 s with
+    --gil-split --threads and MIXSPY_STATS=1 while two CPU hogs keep both CPUs busy (so threads
+    are often off their CPU while runnable). Skips where perf events (switch watches) are not
+    allowed. Returns (the raw output's path, mixspy's stderr)."""
     if not perf_events_allowed():
         pytest.skip("perf events are not allowed here: no switch watches")
     import subprocess
     import sys
-    w = start(interp, "gil_contention.py", ["--threads", 2, "--seconds", 120])
+    w = start(interp, "gil_contention.py", ["--threads", threads, "--seconds", 120])
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
     try:
         out = str(tmp_path / "gil.txt")
@@ -455,16 +455,30 @@ def test_holder_off_cpu_read_where_it_stands(interp, start, tmp_path):
             h.wait()
     assert_not_stopped(w.pid)
     assert rc == 0, stderr
+    return out, stderr
+
+
+def check_contender_chain(labels):
+    """A --gil-split --threads stack of a contender: contend() at its loop's lines, innermost,
+    with the thread's start below it."""
+    frames = [harness.parse_frame_label(x) for x in labels[2:]]
+    names = [f.name for f in frames]
+    assert names[-1] == "contend" and frames[-1].line in contend_line_range(), labels
+    assert any("bootstrap" in n for n in names[:-1]), labels
+
+
+def test_holder_off_cpu_read_where_it_stands(interp, start, tmp_path):
+    """Python-only, the GIL's holder taken off its CPU while runnable (two CPU hogs beside it make
+    that frequent) is read without a pause when its switch watch's last note says so and its head
+    does not move during the read. Its samples are what a pause shows: held, in contend() at its
+    line, the whole chain down from the thread's start."""
+    out, stderr = record_beside_hogs(interp, start, tmp_path, 2)
     m = OFF_CPU_RE.search(stderr)
     assert m and int(m.group(1)) > 0, "no holder read off its CPU:\n%s" % stderr
     raw, stacks = contender_stacks(out, "held")
-    contend_lines = contend_line_range()
     held = 0
     for labels, count in stacks:
-        frames = [harness.parse_frame_label(x) for x in labels[2:]]
-        names = [f.name for f in frames]
-        assert names[-1] == "contend" and frames[-1].line in contend_lines, labels
-        assert any("bootstrap" in n for n in names[:-1]), labels
+        check_contender_chain(labels)
         held += count
     assert held >= 50, "held samples of the contenders: %d\n%s" % (held, raw)
 
@@ -479,34 +493,14 @@ def test_woken_waiters_read_off_cpu(interp, start, tmp_path):
     showed: waiting for the GIL, in contend() at its line, the chain down from the thread's start;
     and the contenders' split stays the design's (one of six holds the GIL: held 17%, waiting
     83%, within 10 points)."""
-    if not perf_events_allowed():
-        pytest.skip("perf events are not allowed here: no switch watches")
-    import subprocess
-    import sys
-    w = start(interp, "gil_contention.py", ["--threads", 6, "--seconds", 120])
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
-    try:
-        out = str(tmp_path / "gil.txt")
-        rc, _, stderr = run_mixspy(["record", "--pid", w.pid, "--duration", 3, "--rate", 100, "--format", "raw",
-                                    "--gil-split", "--threads", "--output", out],
-                                   timeout=45, env={"MIXSPY_STATS": "1"})
-    finally:
-        for h in hogs:
-            h.kill()
-            h.wait()
-    assert_not_stopped(w.pid)
-    assert rc == 0, stderr
+    out, stderr = record_beside_hogs(interp, start, tmp_path, 6)
     m = OFF_CPU_WAITERS_RE.search(stderr)
     assert m and int(m.group(1)) > 0, "no GIL waiter read off its CPU:\n%s" % stderr
-    contend_lines = contend_line_range()
     total = collections.Counter()
     for state in STATES:
         raw, stacks = contender_stacks(out, state)
         for labels, count in stacks:
-            frames = [harness.parse_frame_label(x) for x in labels[2:]]
-            names = [f.name for f in frames]
-            assert names[-1] == "contend" and frames[-1].line in contend_lines, labels
-            assert any("bootstrap" in n for n in names[:-1]), labels
+            check_contender_chain(labels)
             total[state] += count
     n = sum(total.values())
     assert n >= 100, "%s: contender samples: %s\n%s" % (interp, dict(total), raw)
