@@ -177,6 +177,7 @@ def test_contention_waiting(interp, start, tmp_path):
 
 
 STATS_RE = re.compile(r"^mixspy-stats: pid \d+ pauses (\d+) .* unpaused (\d+) ", re.M)
+QUIET_TRIES_RE = re.compile(r"^mixspy-stats: .* quiet_tries (\d+)$", re.M)
 
 
 def contend_line_range():
@@ -337,10 +338,16 @@ def test_native_waiters_read_asleep(interp, start, tmp_path):
             in_futex += count
     assert waiting > 0, raw
     assert in_futex >= waiting * 0.9, "futex leaf in %d of %d waiting samples:\n%s" % (in_futex, waiting, raw)
+    tries = int(QUIET_TRIES_RE.search(stderr).group(1))
     if interp.version[:2] < (3, 7):
         assert unpaused == 0, stderr
     else:
-        assert unpaused >= waiting / 2, "unpaused %d, waiting samples %d, pauses %d" % (unpaused, waiting, pauses)
+        # How many waiters are asleep at a tick, rather than woken and waiting for a CPU, depends
+        # on the machine's load (alone, 0.83-0.87 of the waiting samples; beside the rest of the
+        # suite, 0.4). What the read asleep must do is stand when tried: the thread found asleep
+        # stays so through the copy, and the GIL does not change hands meanwhile.
+        assert tries > 0 and unpaused >= tries * 0.7, \
+            "unpaused %d of %d tried, waiting samples %d, pauses %d" % (unpaused, tries, waiting, pauses)
 
 
 WATCHED_RE = re.compile(r"^mixspy-stats: .* watched (\d+) off_cpu \d+ ", re.M)
@@ -483,7 +490,7 @@ def test_holder_off_cpu_read_where_it_stands(interp, start, tmp_path):
     assert held >= 50, "held samples of the contenders: %d\n%s" % (held, raw)
 
 
-OFF_CPU_WAITERS_RE = re.compile(r"^mixspy-stats: .* off_cpu_waiters (\d+)$", re.M)
+OFF_CPU_WAITERS_RE = re.compile(r"^mixspy-stats: .* off_cpu_waiters (\d+) ", re.M)
 
 
 def test_woken_waiters_read_off_cpu(interp, start, tmp_path):
