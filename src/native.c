@@ -138,7 +138,7 @@ size_t native_tick_len(struct spy *s, pid_t tid, uint64_t *end)
 	return s->native ? unwind_tick_len(s->native->uw, tid, end) : 0;
 }
 
-void native_capture_regs(struct spy *s, pid_t tid, const uint64_t *regs, size_t nregs, void **snapshot)
+void native_capture_regs(struct spy *s, pid_t tid, const uint64_t *regs, size_t nregs, bool off_cpu, void **snapshot)
 {
 	struct native_state *n = s->native;
 	*snapshot = NULL;
@@ -147,7 +147,7 @@ void native_capture_regs(struct spy *s, pid_t tid, const uint64_t *regs, size_t 
 	struct user_regs_struct r;
 	memset(&r, 0, sizeof r);
 	memcpy(&r, regs, nregs * 8 < sizeof r ? nregs * 8 : sizeof r);
-	if (unwind_capture_regs(n->uw, tid, &r, &n->paused.snap, NULL) == 0) {
+	if (unwind_capture_regs(n->uw, tid, &r, off_cpu, &n->paused.snap, NULL) == 0) {
 		n->paused.in_use = true;
 		*snapshot = &n->paused;
 	}

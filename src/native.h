@@ -29,9 +29,10 @@ void native_capture(struct spy *s, pid_t tid, bool guess_ok, void **snapshot);
 /* --bpf: the stack a capture from a copy in the tick needs above sp (bytes) and where the stack
  * it was last seen on ends (*end, 0 if not known), and the capture
  * from the registers the tick took (22 words of user_regs_struct's start; the stack comes from
- * the held copy), in the same slot as native_capture's. */
+ * the held copy), in the same slot as native_capture's. off_cpu: the registers a switch watch
+ * noted as the thread left its CPU (all of user_regs_struct), the stack read where it stands. */
 size_t native_tick_len(struct spy *s, pid_t tid, uint64_t *end);
-void native_capture_regs(struct spy *s, pid_t tid, const uint64_t *regs, size_t nregs, void **snapshot);
+void native_capture_regs(struct spy *s, pid_t tid, const uint64_t *regs, size_t nregs, bool off_cpu, void **snapshot);
 /* A thread asleep in the kernel, not paused, whose user pc and sp are known (its syscall file):
  * the stack range its capture reads (for target_hold), and the capture itself, kept in the
  * tick's slot `slot` (one per thread) until merged. The caller checks that the thread did not

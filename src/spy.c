@@ -73,6 +73,9 @@ int spy_open(struct spy *s, pid_t pid, struct target *launched, const struct spy
 			spy_close(s);
 			return rc;
 		}
+		/* a thread off its CPU is read where it stands, from the registers its switch watch
+		 * noted (read_off_cpu); MIXSPY_NO_WATCH_REGS: paused instead (for comparison) */
+		s->t.watch_regs = !getenv("MIXSPY_NO_WATCH_REGS");
 	}
 	return 0;
 }
@@ -260,8 +263,10 @@ static int read_syscall_file(struct spy *s, pid_t tid, struct sys_state *st)
 	}
 	if (v >= 0 && k >= 1)
 		st->arg0 = f[0];
-	if (v >= 0)
-		hmap_put(&s->slept_on, (uint64_t)tid, futex && k >= 1 ? st->arg0 : UINT64_MAX);
+	/* Its last sleep as far as we know (read_off_cpu). Stopped by a pause of ours outside any
+	 * system call (-1), it was running: a switch watch shows that stop as a switch to sleep
+	 * until the thread runs again, and it must not pass for a sleep on the GIL. */
+	hmap_put(&s->slept_on, (uint64_t)tid, v >= 0 && futex && k >= 1 ? st->arg0 : UINT64_MAX);
 	if (k >= 2 && (v >= 0 ? k == 8 : k == 2)) {
 		st->sp = f[k - 2];
 		st->pc = f[k - 1];
@@ -405,8 +410,8 @@ static void read_running(struct spy *s, const struct py_thread *threads, size_t 
 				continue;
 			if (threads[i].holds_gil) {
 				/* watched: taken off its CPU while runnable, it is read where it stands
-				 * (sample_thread) */
-				if (!s->o.native)
+				 * (sample_thread; --native, from the registers the watch noted) */
+				if (!s->o.native || s->t.watch_regs)
 					target_watch(&s->t, tid);
 				int r = target_thread_running(&s->t, tid);
 				if (r >= 0)
@@ -725,7 +730,7 @@ static int read_in_tick(struct spy *s, struct py_thread *th, double copy[2], voi
 	uint64_t reads = s->t.reads;
 	rc = py_copy_frames(s->py, th, NULL, NULL, e);
 	if (!rc && stack)
-		native_capture_regs(s, th->os_tid, regs, KWALK_NREGS, native_snapshot);
+		native_capture_regs(s, th->os_tid, regs, KWALK_NREGS, false, native_snapshot);
 	bool live = s->t.reads != reads;
 	if (!rc && !live)
 		th->holds_gil = py_thread_holds_gil(s->py, th);   /* from the copy, where it holds the words */
@@ -762,9 +767,12 @@ static int read_in_tick(struct spy *s, struct py_thread *th, double copy[2], voi
  *    (stopped, it shows the GIL's futex or no system call at all, by the instant).
  */
 static bool read_off_cpu(struct spy *s, const struct py_thread *th, const struct thread_plan *pl, uint64_t *head,
-			 enum futex_wait *fw)
+			 enum futex_wait *fw, uint64_t *regs)
 {
-	enum target_cpu where = target_off_cpu(&s->t, th->os_tid, head);
+	bool got_regs = false;
+	enum target_cpu where = target_off_cpu(&s->t, th->os_tid, head, s->o.native ? regs : NULL, &got_regs);
+	if (s->o.native && !got_regs)
+		return false;
 	if (th->holds_gil)
 		return where == CPU_PREEMPTED || where == CPU_SLEPT;
 	if (where != CPU_SLEPT || !pl->check_futex)
@@ -795,9 +803,9 @@ static int sample_thread(struct spy *s, struct py_thread *th, const struct threa
 	bool paused = false;
 	struct err fe = { 0 };
 	double pause_t0 = s->stats ? now_monotonic() : 0;
-	uint64_t head0 = 0;
-	bool off_cpu = !quiet && (attempt == 0 || (attempt == 1 && pl->quiet)) && !s->o.nonblocking && !s->o.native &&
-		       th->os_tid && read_off_cpu(s, th, pl, &head0, &fw);
+	uint64_t head0 = 0, regs[TARGET_NREGS];
+	bool off_cpu = !quiet && (attempt == 0 || (attempt == 1 && pl->quiet)) && !s->o.nonblocking &&
+		       (!s->o.native || s->t.watch_regs) && th->os_tid && read_off_cpu(s, th, pl, &head0, &fw, regs);
 	/* --bpf: a running thread's frames copied where a tick of its own clock catches it, in
 	 * the kernel (kwalk.h); one the tick misses (it went to sleep, or waits for a CPU) is
 	 * paused as ever. */
@@ -854,11 +862,16 @@ static int sample_thread(struct spy *s, struct py_thread *th, const struct threa
 		}
 		rc = py_decode_frames(s->py, th, s->o.linemode, &fe);
 	} else if (off_cpu) {
-		rc = py_copy_frames(s->py, th, NULL, NULL, &fe);
+		/* --native: its stack from the sp it left with, which it has not been back to */
+		if (s->o.native)
+			native_capture_regs(s, th->os_tid, regs, TARGET_NREGS, true, &native_snapshot);
+		rc = s->o.native && !native_snapshot ? E_AGAIN : py_copy_frames(s->py, th, NULL, NULL, &fe);
 		th->holds_gil = py_thread_holds_gil(s->py, th);
 		uint64_t head1;
-		if (!(target_switches(&s->t, th->os_tid, &head1) && head1 == head0))
+		if (rc == E_AGAIN || !(target_switches(&s->t, th->os_tid, &head1) && head1 == head0)) {
+			native_snapshot_free(native_snapshot);
 			return SAMPLE_RETRY;   /* put back on a CPU meanwhile */
+		}
 		s->off_cpu_reads++;
 		s->off_cpu_waiters += pl->check_futex;
 		if (!rc)

@@ -742,13 +742,44 @@ ssize_t target_task_read(struct target *t, pid_t tid, int file, char *buf, size_
 }
 
 /* One data page: the ring is mapped read-only, so the kernel overwrites it and its head only
- * ever moves forward; of its notes only the last is ever read (target_off_cpu). */
+ * ever moves forward; of its notes only the last (or, with registers, the last two) is ever read
+ * (target_off_cpu). */
 #define WATCH_PAGES 2
 #define MAX_WATCHES 1024
+
+/* The user registers a watch with watch_regs notes at a switch out, in the order of
+ * asm/perf_regs.h's bits (x86-64): AX BX CX DX SI DI BP SP IP FLAGS, then R8 to R15 (the
+ * segment registers are left out: the unwinder needs none of them). */
+#define WATCH_REGS_MASK (0x3ffULL | 0xffULL << 16)
+#define WATCH_NREGS 18
+/* the sample of them: its header, the ABI word, the registers */
+#define WATCH_SAMPLE_SIZE (sizeof(struct perf_event_header) + 8 + 8 * WATCH_NREGS)
 
 static size_t watch_len(void)
 {
 	return WATCH_PAGES * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static int open_watch(pid_t tid, bool regs)
+{
+	struct perf_event_attr a;
+	memset(&a, 0, sizeof a);
+	a.size = sizeof a;
+	a.type = PERF_TYPE_SOFTWARE;
+	a.context_switch = 1;
+	a.exclude_hv = 1;
+	if (regs) {
+		/* a sample at every switch out (taken in the kernel, so kernel samples are let
+		 * in), of the user registers saved at the thread's way into the kernel */
+		a.config = PERF_COUNT_SW_CONTEXT_SWITCHES;
+		a.sample_period = 1;
+		a.sample_type = PERF_SAMPLE_REGS_USER;
+		a.sample_regs_user = WATCH_REGS_MASK;
+	} else {
+		a.config = PERF_COUNT_SW_DUMMY;
+		a.exclude_kernel = 1;
+	}
+	return (int)syscall(SYS_perf_event_open, &a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
 }
 
 int target_watch(struct target *t, pid_t tid)
@@ -762,15 +793,12 @@ int target_watch(struct target *t, pid_t tid)
 		t->watch_off = true;
 		return -1;
 	}
-	struct perf_event_attr a;
-	memset(&a, 0, sizeof a);
-	a.size = sizeof a;
-	a.type = PERF_TYPE_SOFTWARE;
-	a.config = PERF_COUNT_SW_DUMMY;
-	a.context_switch = 1;
-	a.exclude_kernel = 1;
-	a.exclude_hv = 1;
-	int fd = (int)syscall(SYS_perf_event_open, &a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+	int fd = open_watch(tid, t->watch_regs);
+	if (fd < 0 && t->watch_regs && errno != ESRCH && errno != EMFILE && errno != ENFILE) {
+		/* kernel samples not allowed (perf_event_paranoid above 1): switches only */
+		t->watch_regs = false;
+		fd = open_watch(tid, false);
+	}
 	if (fd < 0) {
 		/* gone, or out of descriptors for now; anything else will not change */
 		if (errno != ESRCH && errno != EMFILE && errno != ENFILE)
@@ -806,23 +834,66 @@ bool target_switches(struct target *t, pid_t tid, uint64_t *head)
 	return watch_head(t, tid, head) != NULL;
 }
 
-enum target_cpu target_off_cpu(struct target *t, pid_t tid, uint64_t *head)
+/* len bytes of the ring ending back bytes before head (a note may wrap around its end); false
+ * when the ring never held that much. */
+static bool ring_copy(const volatile struct perf_event_mmap_page *pg, uint64_t head, size_t back, void *dst,
+		      size_t len)
+{
+	uint64_t off = pg->data_offset, size = pg->data_size;
+	if (head < back + len || !size || off + size > watch_len() || back + len > size)
+		return false;
+	const char *ring = (const char *)(uintptr_t)pg + off;
+	uint64_t at = (head - back - len) % size;
+	size_t first = at + len > size ? (size_t)(size - at) : len;
+	memcpy(dst, ring + at, first);
+	memcpy((char *)dst + first, ring, len - first);
+	return true;
+}
+
+/* The sample a watch with registers notes just before its switch out: the registers, as
+ * struct user_regs_struct lays them out. */
+static bool switch_regs(const volatile struct perf_event_mmap_page *pg, uint64_t head, uint64_t *out)
+{
+	uint64_t rec[WATCH_SAMPLE_SIZE / 8];
+	struct perf_event_header hd;
+	if (!ring_copy(pg, head, sizeof hd, rec, sizeof rec))
+		return false;
+	memcpy(&hd, rec, sizeof hd);
+	if (hd.type != PERF_RECORD_SAMPLE || hd.size != sizeof rec || rec[1] != PERF_SAMPLE_REGS_ABI_64)
+		return false;
+	const uint64_t *r = rec + 2;
+	struct user_regs_struct u;
+	memset(&u, 0, sizeof u);
+	u.rax = r[0], u.rbx = r[1], u.rcx = r[2], u.rdx = r[3], u.rsi = r[4], u.rdi = r[5];
+	u.rbp = r[6], u.rsp = r[7], u.rip = r[8], u.eflags = r[9];
+	u.r8 = r[10], u.r9 = r[11], u.r10 = r[12], u.r11 = r[13];
+	u.r12 = r[14], u.r13 = r[15], u.r14 = r[16], u.r15 = r[17];
+	u.orig_rax = UINT64_MAX;
+	memcpy(out, &u, sizeof u);
+	return u.rsp && u.rip;
+}
+
+_Static_assert(sizeof(struct user_regs_struct) == TARGET_NREGS * 8, "TARGET_NREGS");
+
+enum target_cpu target_off_cpu(struct target *t, pid_t tid, uint64_t *head, uint64_t *regs, bool *got_regs)
 {
 	uint64_t h;
+	if (got_regs)
+		*got_regs = false;
 	const volatile struct perf_event_mmap_page *pg = watch_head(t, tid, &h);
 	if (!pg)
 		return CPU_UNKNOWN;
-	uint64_t off = pg->data_offset, size = pg->data_size;
-	if (h < sizeof(struct perf_event_header) || !size || off + size > watch_len())
-		return CPU_UNKNOWN;
-	/* the last note: records are headers alone (no sample_id_all), 8 bytes, never straddling */
+	/* the last note: a switch is a header alone (no sample_id_all), 8 bytes */
 	struct perf_event_header last;
-	memcpy(&last, (const char *)(uintptr_t)pg + off + (h - sizeof last) % size, sizeof last);
+	if (!ring_copy(pg, h, 0, &last, sizeof last))
+		return CPU_UNKNOWN;
 	*head = h;
 	if (last.type != PERF_RECORD_SWITCH || last.size != sizeof last)
 		return CPU_UNKNOWN;
 	if (!(last.misc & PERF_RECORD_MISC_SWITCH_OUT))
 		return CPU_ON;
+	if (regs && got_regs)
+		*got_regs = switch_regs(pg, h, regs);
 	return last.misc & PERF_RECORD_MISC_SWITCH_OUT_PREEMPT ? CPU_PREEMPTED : CPU_SLEPT;
 }
 

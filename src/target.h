@@ -50,6 +50,7 @@ struct target {
 	/* tid -> mapping of its switch watch (see target_watch); watch_off: none can be opened */
 	struct hmap watches;
 	bool watch_off;
+	bool watch_regs;      /* watches note the user registers at each switch out (--native) */
 	/* tid -> the CPU it last ran on (from its stat, read by target_thread_running) */
 	struct hmap task_cpu;
 	/* target_readv's scratch for reading neighbouring ranges as one (kept between calls) */
@@ -145,15 +146,22 @@ void target_task_files_trim(struct target *t, size_t max);
  * thread a little at each switch (some hundreds of ns). target_watch returns 0 when the thread is
  * watched (now or already), -1 when not: not allowed here (no perf events, perf_event_paranoid,
  * seccomp, locked memory limit: then no more are tried), too many, or the thread is gone.
+ * With watch_regs set (--native), each switch out also notes the thread's user registers as
+ * they stand until it runs again (those of its system call, or where it was preempted), when
+ * perf_event_paranoid allows (else watch_regs is cleared and watches note switches only).
  * target_switches gives the head of a watched thread (false when it is not watched);
  * target_off_cpu too, and where its last note left it: taken off its CPU while runnable
- * (preempted), or going to sleep (it may have been woken since, and wait for a CPU).
+ * (preempted), or going to sleep (it may have been woken since, and wait for a CPU) - or
+ * stopped by a pause of ours, which looks the same; with regs
+ * (may be NULL), the registers it left with (TARGET_NREGS words, laid out as struct
+ * user_regs_struct), *got_regs saying whether they were noted.
  * target_watch_prune drops the watches of threads not in live (tid -> anything; NULL: all). The
  * MIXSPY_NO_SWITCH_WATCH environment variable turns watches off. */
 int target_watch(struct target *t, pid_t tid);
 bool target_switches(struct target *t, pid_t tid, uint64_t *head);
 enum target_cpu { CPU_UNKNOWN, CPU_ON, CPU_PREEMPTED, CPU_SLEPT };
-enum target_cpu target_off_cpu(struct target *t, pid_t tid, uint64_t *head);
+#define TARGET_NREGS 27
+enum target_cpu target_off_cpu(struct target *t, pid_t tid, uint64_t *head, uint64_t *regs, bool *got_regs);
 void target_watch_prune(struct target *t, const struct hmap *live);
 /* Process still exists and is not a zombie. For launched targets this also reaps it. */
 bool target_alive(struct target *t);

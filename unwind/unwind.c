@@ -827,21 +827,21 @@ bool unwind_stack_guess(struct unwinder *u, pid_t tid, struct unwind_snapshot *s
 }
 
 static int capture_from(struct unwinder *u, pid_t tid, struct user_regs_struct regs, struct unwind_snapshot *snap,
-			bool guess_ok, struct err *e);
+			bool guess_ok, bool wide, struct err *e);
 
 int unwind_capture(struct unwinder *u, pid_t tid, struct unwind_snapshot *snap, bool guess_ok, struct err *e)
 {
 	struct user_regs_struct regs;
 	if (ptrace(PTRACE_GETREGS, tid, 0, &regs) != 0)
 		return err_set(e, errno == ESRCH ? E_NOPROC : E_READ, "PTRACE_GETREGS %d: %s", tid, strerror(errno));
-	return capture_from(u, tid, regs, snap, guess_ok, e);
+	return capture_from(u, tid, regs, snap, guess_ok, false, e);
 }
 
-int unwind_capture_regs(struct unwinder *u, pid_t tid, const struct user_regs_struct *regs,
+int unwind_capture_regs(struct unwinder *u, pid_t tid, const struct user_regs_struct *regs, bool off_cpu,
 			struct unwind_snapshot *snap, struct err *e)
 {
 	snap->guess_len = 0;
-	int rc = capture_from(u, tid, *regs, snap, false, e);
+	int rc = capture_from(u, tid, *regs, snap, false, off_cpu, e);
 	snap->whole = true;
 	return rc;
 }
@@ -855,7 +855,7 @@ size_t unwind_tick_len(struct unwinder *u, pid_t tid, uint64_t *end)
 }
 
 static int capture_from(struct unwinder *u, pid_t tid, struct user_regs_struct regs, struct unwind_snapshot *snap,
-			bool guess_ok, struct err *e)
+			bool guess_ok, bool wide, struct err *e)
 {
 	snap->tid = tid;
 	snap->regs = regs;
@@ -881,7 +881,7 @@ static int capture_from(struct unwinder *u, pid_t tid, struct user_regs_struct r
 	}
 	/* Clip to the end of the stack's mapping; with stale maps the partial read stops at the
 	 * first unreadable page instead. */
-	size_t want = stack_want(u, tid, false);
+	size_t want = stack_want(u, tid, wide);
 	if (mp && mp->end - regs.rsp < want)
 		want = mp->end - regs.rsp;
 	ssize_t got = want ? target_read_partial(u->t, regs.rsp, snap->stack, want) : 0;

@@ -41,9 +41,11 @@ void unwinder_maps_changed(struct unwinder *u);
 
 /* Thread tid must be ptrace-stopped by the caller. Copies registers and stack. */
 int unwind_capture(struct unwinder *u, pid_t tid, struct unwind_snapshot *snap, bool guess_ok, struct err *e);
-/* The same from registers the caller has (kwalk: taken in the thread's own tick), the stack read
- * through the target (whose held copy serves it). */
-int unwind_capture_regs(struct unwinder *u, pid_t tid, const struct user_regs_struct *regs,
+/* The same from registers the caller has (kwalk: taken in the thread's own tick; off_cpu: noted
+ * as the thread left its CPU, which it has not had since), the stack read through the target
+ * (whose held copy serves it). Off its CPU the copy costs the thread nothing: it takes the wide
+ * margin of a sleeper's. A walk that needs more than the copy fails with E_AGAIN. */
+int unwind_capture_regs(struct unwinder *u, pid_t tid, const struct user_regs_struct *regs, bool off_cpu,
 			struct unwind_snapshot *snap, struct err *e);
 /* How much stack above sp a capture of tid copies (its recent walks' need and a margin), and
  * where the mapping of its last sp ends (*end; 0 if not known). */

@@ -353,8 +353,10 @@ def test_native_waiters_read_asleep(interp, start, tmp_path):
 WATCHED_RE = re.compile(r"^mixspy-stats: .* watched (\d+) off_cpu \d+ ", re.M)
 
 
-def perf_events_allowed():
-    """Can this process open a perf event of its own (what mixspy's switch watches are)?"""
+def perf_events_allowed(regs=False):
+    """Can this process open a perf event of its own (what mixspy's switch watches are)? regs:
+    one that samples the user registers at each switch out (--native's watches), which needs
+    kernel samples."""
     import ctypes
     import struct
     libc = ctypes.CDLL(None, use_errno=True)
@@ -363,6 +365,12 @@ def perf_events_allowed():
     # (bit 34), exclude_kernel (bit 5), exclude_hv (bit 6)
     struct.pack_into("<IIQ", attr, 0, 1, 128, 9)
     struct.pack_into("<Q", attr, 40, (1 << 34) | (1 << 5) | (1 << 6))
+    if regs:
+        # config PERF_COUNT_SW_CONTEXT_SWITCHES (3), sample_period 1, sample_type
+        # PERF_SAMPLE_REGS_USER (1 << 12), kernel samples let in, sample_regs_user IP and SP
+        struct.pack_into("<IIQQQ", attr, 0, 1, 128, 3, 1, 1 << 12)
+        struct.pack_into("<Q", attr, 40, (1 << 34) | (1 << 6))
+        struct.pack_into("<Q", attr, 80, (1 << 7) | (1 << 8))
     buf = (ctypes.c_char * 128).from_buffer(attr)
     fd = libc.syscall(298, buf, 0, -1, -1, 8)   # perf_event_open, PERF_FLAG_FD_CLOEXEC
     if fd < 0:
@@ -440,21 +448,24 @@ def test_woken_in_c_is_seen_at_once(interp, start, ext_dir, tmp_path, mode):
 OFF_CPU_RE = re.compile(r"^mixspy-stats: .* off_cpu (\d+) ", re.M)
 
 
-def record_beside_hogs(interp, start, tmp_path, threads):
-    """gil_contention.py with `threads` contenders, recorded Python-only at 100 Hz for 3 s with
-    --gil-split --threads and MIXSPY_STATS=1 while two CPU hogs keep both CPUs busy (so threads
-    are often off their CPU while runnable). Skips where perf events (switch watches) are not
-    allowed. Returns (the raw output's path, mixspy's stderr)."""
-    if not perf_events_allowed():
-        pytest.skip("perf events are not allowed here: no switch watches")
+def record_beside_hogs(interp, start, tmp_path, threads, native=False):
+    """gil_contention.py with `threads` contenders, recorded at 100 Hz, Python-only for 3 s (or
+    --native for 5 s), with --gil-split --threads and MIXSPY_STATS=1 while two CPU hogs keep both CPUs busy
+    (so threads are often off their CPU while runnable). Skips where perf events (switch watches;
+    --native, ones that sample registers) are not allowed. Returns (the raw output's path,
+    mixspy's stderr)."""
+    if not perf_events_allowed(regs=native):
+        pytest.skip("perf events are not allowed here: no switch watches" + (" with registers" if native else ""))
     import subprocess
     import sys
     w = start(interp, "gil_contention.py", ["--threads", threads, "--seconds", 120])
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
     try:
         out = str(tmp_path / "gil.txt")
-        rc, _, stderr = run_mixspy(["record", "--pid", w.pid, "--duration", 3, "--rate", 100, "--format", "raw",
-                                    "--gil-split", "--threads", "--output", out],
+        # --native: 5 s (under this load, 2.7's first --native tick has taken ~3 s at times)
+        rc, _, stderr = run_mixspy(["record", "--pid", w.pid, "--duration", 5 if native else 3, "--rate", 100,
+                                    "--format", "raw",
+                                    "--gil-split", "--threads", "--output", out] + (["--native"] if native else []),
                                    timeout=45, env={"MIXSPY_STATS": "1"})
     finally:
         for h in hogs:
@@ -511,6 +522,48 @@ def test_woken_waiters_read_off_cpu(interp, start, tmp_path):
             total[state] += count
     n = sum(total.values())
     assert n >= 100, "%s: contender samples: %s\n%s" % (interp, dict(total), raw)
+    if interp.version[0] == 2:
+        return   # 2.7's GIL is free between its drops and takes (see test_contention_waiting)
+    for state, design in (("held", 100.0 / 6), ("waiting", 500.0 / 6), ("released", 0.0)):
+        share = 100.0 * total[state] / n
+        assert abs(share - design) <= TOLERANCE, "%s: %s %.1f%% (design %.1f%%): %s" % (interp, state, share, design,
+                                                                                    dict(total))
+
+
+def test_native_off_cpu_read_from_watch_regs(interp, start, tmp_path):
+    """--native, a thread off its CPU - the GIL's holder preempted, or a GIL waiter woken and not
+    yet run - is read where it stands, not paused: its switch watch noted its user registers as
+    it left its CPU, and its stack, which it has not been back to, is copied from that sp; the read
+    stands if the watch's head did not move meanwhile. Its merged stack is the one a pause shows:
+    contend() over native frames only (a waiter's ending in the futex wait of the GIL), the
+    thread's start below, no merge mismatch; the contenders' split stays the design's."""
+    out, stderr = record_beside_hogs(interp, start, tmp_path, 6, native=True)
+    m = OFF_CPU_RE.search(stderr)
+    assert m and int(m.group(1)) > 0, "no thread read off its CPU:\n%s" % stderr
+    m = OFF_CPU_WAITERS_RE.search(stderr)
+    assert m and int(m.group(1)) > 0, "no GIL waiter read off its CPU:\n%s" % stderr
+    mm = re.search(r"Native merge mismatches: (\d+) of (\d+) samples", stderr)
+    assert mm and int(mm.group(1)) == 0, stderr
+    total = collections.Counter()
+    in_futex = 0
+    for state in STATES:
+        raw, stacks = contender_stacks(out, state)
+        for labels, count in stacks:
+            frames = [harness.parse_frame_label(x) for x in labels[2:]]
+            names = [f.name for f in frames]
+            assert "contend" in names, labels
+            at = names.index("contend")
+            assert frames[at].line in contend_line_range(), labels
+            assert any("bootstrap" in n for n in names[:at]), labels
+            assert all(not (f.file or "").endswith(".py") for f in frames[at + 1:]), labels
+            if state == "waiting" and at + 1 < len(frames):
+                leaf = frames[-1]
+                if "futex" in leaf.name or "lll_" in leaf.name or (leaf.file or "").startswith("libc.so"):
+                    in_futex += count
+            total[state] += count
+    n = sum(total.values())
+    assert n >= 100, "%s: contender samples: %s\n%s" % (interp, dict(total), raw)
+    assert in_futex >= 0.9 * total["waiting"], "futex leaf in %d of %d waiting samples" % (in_futex, total["waiting"])
     if interp.version[0] == 2:
         return   # 2.7's GIL is free between its drops and takes (see test_contention_waiting)
     for state, design in (("held", 100.0 / 6), ("waiting", 500.0 / 6), ("released", 0.0)):
