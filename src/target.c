@@ -793,18 +793,21 @@ int target_watch(struct target *t, pid_t tid)
 		t->watch_off = true;
 		return -1;
 	}
+	/* failing for any reason but the thread gone or descriptors used up for now, it will not
+	 * change */
+#define WATCH_REFUSED(err) ((err) != ESRCH && (err) != EMFILE && (err) != ENFILE)
 	int fd = open_watch(tid, t->watch_regs);
-	if (fd < 0 && t->watch_regs && errno != ESRCH && errno != EMFILE && errno != ENFILE) {
+	if (fd < 0 && t->watch_regs && WATCH_REFUSED(errno)) {
 		/* kernel samples not allowed (perf_event_paranoid above 1): switches only */
 		t->watch_regs = false;
 		fd = open_watch(tid, false);
 	}
 	if (fd < 0) {
-		/* gone, or out of descriptors for now; anything else will not change */
-		if (errno != ESRCH && errno != EMFILE && errno != ENFILE)
+		if (WATCH_REFUSED(errno))
 			t->watch_off = true;
 		return -1;
 	}
+#undef WATCH_REFUSED
 	void *page = mmap(NULL, watch_len(), PROT_READ, MAP_SHARED, fd, 0);
 	close(fd);   /* the mapping keeps the event */
 	if (page == MAP_FAILED) {

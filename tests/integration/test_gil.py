@@ -331,10 +331,7 @@ def test_native_waiters_read_asleep(interp, start, tmp_path):
         # over on its switch condition), down to the futex
         below = frames[at + 1:]
         assert below and all(not (f.file or "").endswith(".py") for f in below), labels
-        # asleep on the GIL: the leaf is libc's futex wait (or the wake of a hand-over); a libc
-        # without symbols (beside Debian unstable's 3.14) names it by address only
-        leaf = below[-1]
-        if "futex" in leaf.name or "lll_" in leaf.name or (leaf.file or "").startswith("libc.so"):
+        if is_futex_leaf(below[-1]):
             in_futex += count
     assert waiting > 0, raw
     assert in_futex >= waiting * 0.9, "futex leaf in %d of %d waiting samples:\n%s" % (in_futex, waiting, raw)
@@ -502,6 +499,27 @@ def test_holder_off_cpu_read_where_it_stands(interp, start, tmp_path):
 OFF_CPU_WAITERS_RE = re.compile(r"^mixspy-stats: .* off_cpu_waiters (\d+) ", re.M)
 
 
+def check_split_of_six(interp, total, raw):
+    """The GIL states of six contenders' samples (total: state -> count): at least 100 of them,
+    and, 3.x, the design's split - one of six holds the GIL: held 17%, waiting 83%, released 0,
+    within TOLERANCE points (2.7's GIL is free between its drops and takes: see
+    test_contention_waiting)."""
+    n = sum(total.values())
+    assert n >= 100, "%s: contender samples: %s\n%s" % (interp, dict(total), raw)
+    if interp.version[0] == 2:
+        return
+    for state, design in (("held", 100.0 / 6), ("waiting", 500.0 / 6), ("released", 0.0)):
+        share = 100.0 * total[state] / n
+        assert abs(share - design) <= TOLERANCE, "%s: %s %.1f%% (design %.1f%%): %s" % (interp, state, share, design,
+                                                                                    dict(total))
+
+
+def is_futex_leaf(leaf):
+    """A native leaf asleep on a futex: libc's futex wait (or the wake of a GIL hand-over); a libc
+    without symbols (beside Debian unstable's 3.14) names it by address only."""
+    return "futex" in leaf.name or "lll_" in leaf.name or (leaf.file or "").startswith("libc.so")
+
+
 def test_woken_waiters_read_off_cpu(interp, start, tmp_path):
     """Python-only, a GIL waiter woken to take the GIL and not yet run (it waits for a CPU: two CPU
     hogs beside six contenders make that frequent) is read where it stands, not paused, when the
@@ -518,14 +536,7 @@ def test_woken_waiters_read_off_cpu(interp, start, tmp_path):
         for labels, count in stacks:
             check_contender_chain(labels)
             total[state] += count
-    n = sum(total.values())
-    assert n >= 100, "%s: contender samples: %s\n%s" % (interp, dict(total), raw)
-    if interp.version[0] == 2:
-        return   # 2.7's GIL is free between its drops and takes (see test_contention_waiting)
-    for state, design in (("held", 100.0 / 6), ("waiting", 500.0 / 6), ("released", 0.0)):
-        share = 100.0 * total[state] / n
-        assert abs(share - design) <= TOLERANCE, "%s: %s %.1f%% (design %.1f%%): %s" % (interp, state, share, design,
-                                                                                    dict(total))
+    check_split_of_six(interp, total, raw)
 
 
 def test_native_off_cpu_read_from_watch_regs(interp, start, tmp_path):
@@ -560,17 +571,8 @@ def test_native_off_cpu_read_from_watch_regs(interp, start, tmp_path):
             assert frames[at].line in contend_line_range(), labels
             assert any("bootstrap" in n for n in names[:at]), labels
             assert all(not (f.file or "").endswith(".py") for f in frames[at + 1:]), labels
-            if state == "waiting" and at + 1 < len(frames):
-                leaf = frames[-1]
-                if "futex" in leaf.name or "lll_" in leaf.name or (leaf.file or "").startswith("libc.so"):
-                    in_futex += count
+            if state == "waiting" and at + 1 < len(frames) and is_futex_leaf(frames[-1]):
+                in_futex += count
             total[state] += count
-    n = sum(total.values())
-    assert n >= 100, "%s: contender samples: %s\n%s" % (interp, dict(total), raw)
     assert in_futex >= 0.9 * total["waiting"], "futex leaf in %d of %d waiting samples" % (in_futex, total["waiting"])
-    if interp.version[0] == 2:
-        return   # 2.7's GIL is free between its drops and takes (see test_contention_waiting)
-    for state, design in (("held", 100.0 / 6), ("waiting", 500.0 / 6), ("released", 0.0)):
-        share = 100.0 * total[state] / n
-        assert abs(share - design) <= TOLERANCE, "%s: %s %.1f%% (design %.1f%%): %s" % (interp, state, share, design,
-                                                                                    dict(total))
+    check_split_of_six(interp, total, raw)
