@@ -279,6 +279,12 @@ int sampler_run(const struct config *c, struct interner *strs, const struct samp
 	sm.start = now_monotonic();
 	sm.start_wall = now_wall();
 	double next = sm.start, last_child_scan = sm.start, window_start = sm.start, window_lost = 0, behind = 0;
+	/* --duration counts from the end of the first tick: that tick is warm-up (with --native it
+	 * loads the debug info of the modules on the stacks, ~0.1 s of CPU, and on a machine whose
+	 * CPUs are all taken, seconds of waiting for one), and a record that spent its whole
+	 * duration there came back with one tick. py-spy counts the duration in samples, which
+	 * comes to the same. */
+	double sampling_from = 0;
 	for (;;) {
 		if (sampler_stop_signal) {
 			sm.reason = STOP_SIGNAL;
@@ -286,7 +292,7 @@ int sampler_run(const struct config *c, struct interner *strs, const struct samp
 		}
 		double now = now_monotonic();
 		double elapsed = now - sm.start;
-		if (c->duration > 0 && elapsed >= c->duration) {
+		if (c->duration > 0 && sampling_from && now - sampling_from >= c->duration) {
 			sm.reason = STOP_DURATION;
 			break;
 		}
@@ -322,6 +328,12 @@ int sampler_run(const struct config *c, struct interner *strs, const struct samp
 			sm.merge_mismatches += p->spy.merge_mismatches - mism_before;
 			if (h->on_samples && n)
 				h->on_samples(h->ctx, &sm, &p->spy, samples, n);
+		}
+		if (!sampling_from) {
+			sampling_from = now_monotonic();
+			if (sampling_from - now > 1.0)
+				fprintf(stderr, "mixspy> The first sample took %.2fs (warm-up: %s); the duration counts from there\n",
+					sampling_from - now, c->native ? "loading debug info" : "reading the process");
 		}
 		if (sm.launched)
 			reap_root(&sm, &root->spy.t);
@@ -375,8 +387,8 @@ int sampler_run(const struct config *c, struct interner *strs, const struct samp
 		} else if (next > now) {
 			/* A long gap (a low rate) never outlasts --duration. */
 			double until = next;
-			if (c->duration > 0 && sm.start + c->duration + 1e-6 < until)
-				until = sm.start + c->duration + 1e-6;
+			if (c->duration > 0 && sampling_from + c->duration + 1e-6 < until)
+				until = sampling_from + c->duration + 1e-6;
 			sleep_until(&sm, until);
 		}
 	}
