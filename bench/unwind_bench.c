@@ -102,7 +102,7 @@ static void bench_one(const char *python)
 		if (target_pause_thread(&t, pid, &e) != 0)
 			continue;
 		double t1 = now_monotonic();
-		int rc = unwind_capture(u, pid, &snap, false, &e);
+		int rc = unwind_capture(u, pid, NULL, &snap, false, &e);
 		double t2 = now_monotonic();
 		target_resume_thread(&t, pid);
 		double t3 = now_monotonic();

@@ -66,6 +66,7 @@ struct spy {
 	bool pause_log;
 	uint64_t unpaused_reads;      /* MIXSPY_STATS=1: threads read without a pause (see spy.c) */
 	uint64_t quiet_tries;         /* ... threads tried so (in read_quiet's batch) */
+	uint64_t stop_regs;           /* ... --native pauses whose registers came from the watch */
 	int gil_marks;                /* py_gil_mark works: 0 not tried yet, 1 yes, -1 no */
 	uint64_t gil_lo, gil_hi;      /* py_gil_sync_range, as read this tick */
 	VEC(struct thread_plan) plan; /* per thread, this tick (spy.c) */

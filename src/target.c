@@ -900,6 +900,19 @@ enum target_cpu target_off_cpu(struct target *t, pid_t tid, uint64_t *head, uint
 	return last.misc & PERF_RECORD_MISC_SWITCH_OUT_PREEMPT ? CPU_PREEMPTED : CPU_SLEPT;
 }
 
+/* Stopped, the thread runs no user code until we let it go: a last note that is a switch out
+ * came after the last time it ran (a switch in is noted before it runs), and its registers are
+ * those of the kernel entry it stopped in - the stop's own switch out, or one while going to it
+ * (PTRACE_GETREGS reads the same saved registers). */
+bool target_stop_regs(struct target *t, pid_t tid, uint64_t *regs)
+{
+	if (!t->watch_regs)
+		return false;
+	uint64_t h;
+	bool got = false;
+	return target_off_cpu(t, tid, &h, regs, &got) != CPU_ON && got;
+}
+
 static void target_unwatch(struct target *t, pid_t tid)
 {
 	uint64_t v;

@@ -162,6 +162,11 @@ bool target_switches(struct target *t, pid_t tid, uint64_t *head);
 enum target_cpu { CPU_UNKNOWN, CPU_ON, CPU_PREEMPTED, CPU_SLEPT };
 #define TARGET_NREGS 27
 enum target_cpu target_off_cpu(struct target *t, pid_t tid, uint64_t *head, uint64_t *regs, bool *got_regs);
+/* A thread paused by us (target_pause_thread), watched with registers: the registers its stop's
+ * switch out noted (TARGET_NREGS words, as PTRACE_GETREGS gives them, orig_rax aside) - false
+ * when that note is not in the ring yet (the stop is reported before the thread is off its
+ * CPU), or there is no watch with registers. */
+bool target_stop_regs(struct target *t, pid_t tid, uint64_t *regs);
 void target_watch_prune(struct target *t, const struct hmap *live);
 /* Process still exists and is not a zombie. For launched targets this also reaps it. */
 bool target_alive(struct target *t);

@@ -829,12 +829,17 @@ bool unwind_stack_guess(struct unwinder *u, pid_t tid, struct unwind_snapshot *s
 static int capture_from(struct unwinder *u, pid_t tid, struct user_regs_struct regs, struct unwind_snapshot *snap,
 			bool guess_ok, bool wide, struct err *e);
 
-int unwind_capture(struct unwinder *u, pid_t tid, struct unwind_snapshot *snap, bool guess_ok, struct err *e)
+int unwind_capture(struct unwinder *u, pid_t tid, const struct user_regs_struct *regs, struct unwind_snapshot *snap,
+		   bool guess_ok, struct err *e)
 {
-	struct user_regs_struct regs;
-	if (ptrace(PTRACE_GETREGS, tid, 0, &regs) != 0)
-		return err_set(e, errno == ESRCH ? E_NOPROC : E_READ, "PTRACE_GETREGS %d: %s", tid, strerror(errno));
-	return capture_from(u, tid, regs, snap, guess_ok, false, e);
+	struct user_regs_struct own;
+	if (!regs) {
+		if (ptrace(PTRACE_GETREGS, tid, 0, &own) != 0)
+			return err_set(e, errno == ESRCH ? E_NOPROC : E_READ, "PTRACE_GETREGS %d: %s", tid,
+				       strerror(errno));
+		regs = &own;
+	}
+	return capture_from(u, tid, *regs, snap, guess_ok, false, e);
 }
 
 int unwind_capture_regs(struct unwinder *u, pid_t tid, const struct user_regs_struct *regs, bool off_cpu,

@@ -39,8 +39,10 @@ void unwinder_free(struct unwinder *u);
 /* The target's maps changed (dlopen): drop what depends on them. */
 void unwinder_maps_changed(struct unwinder *u);
 
-/* Thread tid must be ptrace-stopped by the caller. Copies registers and stack. */
-int unwind_capture(struct unwinder *u, pid_t tid, struct unwind_snapshot *snap, bool guess_ok, struct err *e);
+/* Thread tid must be ptrace-stopped by the caller. Copies registers (PTRACE_GETREGS, or regs
+ * when the caller has them: noted as the thread stopped) and stack. */
+int unwind_capture(struct unwinder *u, pid_t tid, const struct user_regs_struct *regs, struct unwind_snapshot *snap,
+		   bool guess_ok, struct err *e);
 /* The same from registers the caller has (kwalk: taken in the thread's own tick; off_cpu: noted
  * as the thread left its CPU, which it has not had since), the stack read through the target
  * (whose held copy serves it). Off its CPU the copy costs the thread nothing: it takes the wide

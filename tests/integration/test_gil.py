@@ -177,7 +177,8 @@ def test_contention_waiting(interp, start, tmp_path):
 
 
 STATS_RE = re.compile(r"^mixspy-stats: pid \d+ pauses (\d+) .* unpaused (\d+) ", re.M)
-QUIET_TRIES_RE = re.compile(r"^mixspy-stats: .* quiet_tries (\d+)$", re.M)
+QUIET_TRIES_RE = re.compile(r"^mixspy-stats: .* quiet_tries (\d+) ", re.M)
+STOP_REGS_RE = re.compile(r"^mixspy-stats: .* stop_regs (\d+)$", re.M)
 
 
 def contend_line_range():
@@ -551,10 +552,15 @@ def test_native_off_cpu_read_from_watch_regs(interp, start, tmp_path):
     it left its CPU, and its stack, which it has not been back to, is copied from that sp; the read
     stands if the watch's head did not move meanwhile. Its merged stack is the one a pause shows:
     contend() over native frames only (a waiter's ending in the futex wait of the GIL), the
-    thread's start below, no merge mismatch; the contenders' split stays the design's."""
+    thread's start below, no merge mismatch; the contenders' split stays the design's. A pause
+    of the watched holder takes the registers its stop's switch out noted (no PTRACE_GETREGS);
+    the same checks hold of those samples."""
     out, stderr = record_beside_hogs(interp, start, tmp_path, 6, native=True)
     m = OFF_CPU_RE.search(stderr)
     assert m and int(m.group(1)) > 0, "no thread read off its CPU:\n%s" % stderr
+    # a pause of the holder (watched) takes the registers its stop noted, not PTRACE_GETREGS
+    m = STOP_REGS_RE.search(stderr)
+    assert m and int(m.group(1)) > 0, "no pause took its registers from the watch:\n%s" % stderr
     m = OFF_CPU_WAITERS_RE.search(stderr)
     assert m and int(m.group(1)) > 0, "no GIL waiter read off its CPU:\n%s" % stderr
     mm = re.search(r"Native merge mismatches: (\d+) of (\d+) samples", stderr)

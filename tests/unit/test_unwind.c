@@ -72,7 +72,7 @@ static int sample(struct target *t, struct unwinder *u, struct symbolizer *s, st
 		fprintf(stderr, "pause: %s\n", e.msg);
 		return -1;
 	}
-	int rc = unwind_capture(u, tid, snap, false, &e);
+	int rc = unwind_capture(u, tid, NULL, snap, false, &e);
 	target_resume_thread(t, tid);
 	if (rc != 0) {
 		fprintf(stderr, "capture: %s\n", e.msg);
