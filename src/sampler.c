@@ -331,7 +331,7 @@ int sampler_run(const struct config *c, struct interner *strs, const struct samp
 		}
 		if (!sampling_from) {
 			sampling_from = now_monotonic();
-			if (sampling_from - now > 1.0)
+			if (c->duration > 0 && sampling_from - now > 1.0)
 				fprintf(stderr, "mixspy> The first sample took %.2fs (warm-up: %s); the duration counts from there\n",
 					sampling_from - now, c->native ? "loading debug info" : "reading the process");
 		}
