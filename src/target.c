@@ -909,8 +909,9 @@ bool target_stop_regs(struct target *t, pid_t tid, uint64_t *regs)
 	if (!t->watch_regs)
 		return false;
 	uint64_t h;
-	bool got = false;
-	return target_off_cpu(t, tid, &h, regs, &got) != CPU_ON && got;
+	bool got = false;   /* only ever set for a last note that is a switch out */
+	target_off_cpu(t, tid, &h, regs, &got);
+	return got;
 }
 
 static void target_unwatch(struct target *t, pid_t tid)
