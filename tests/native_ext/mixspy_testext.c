@@ -104,11 +104,12 @@ NOINLINE PyObject *c_kernel_nogil(PyObject *self, PyObject *args)
 
 /* c_wait_then_burn(fd, seconds): with the GIL released, block reading one byte from fd, then
  * busy in c_kernel for `seconds`: a thread that wakes and works with no change a Python reader
- * could see. */
+ * could see. Returns when its read came back (CLOCK_MONOTONIC seconds, as c_monotonic): how long
+ * after the write it got a CPU. */
 NOINLINE PyObject *c_wait_then_burn(PyObject *self, PyObject *args)
 {
 	int fd;
-	double seconds, r;
+	double seconds, woke = 0.0;
 	char byte;
 	ssize_t got;
 
@@ -118,11 +119,20 @@ NOINLINE PyObject *c_wait_then_burn(PyObject *self, PyObject *args)
 	do
 		got = read(fd, &byte, 1);
 	while (got < 0 && errno == EINTR);
-	r = got == 1 ? c_burn_for(seconds) : -1.0;
+	if (got == 1) {
+		woke = now_seconds();
+		c_burn_for(seconds);
+	}
 	Py_END_ALLOW_THREADS
 	if (got != 1)
 		return PyErr_SetFromErrno(PyExc_OSError);
-	return PyFloat_FromDouble(r);
+	return PyFloat_FromDouble(woke);
+}
+
+/* c_monotonic(): CLOCK_MONOTONIC in seconds (2.7's time module has no monotonic clock). */
+NOINLINE PyObject *c_monotonic(PyObject *self, PyObject *args)
+{
+	return PyFloat_FromDouble(now_seconds());
 }
 
 /* c_spin_gil(seconds): busy in c_kernel for `seconds` while holding the GIL. */
@@ -141,6 +151,7 @@ static PyMethodDef testext_methods[] = {
 	{"c_call_back", c_call_back, METH_VARARGS, "c_call_back(fn, n): call fn(n) from C"},
 	{"c_kernel_nogil", c_kernel_nogil, METH_VARARGS, "c_kernel_nogil(seconds): busy, GIL released"},
 	{"c_wait_then_burn", c_wait_then_burn, METH_VARARGS, "c_wait_then_burn(fd, seconds): read a byte, then busy"},
+	{"c_monotonic", c_monotonic, METH_NOARGS, "c_monotonic(): CLOCK_MONOTONIC seconds"},
 	{"c_spin_gil", c_spin_gil, METH_VARARGS, "c_spin_gil(seconds): busy, GIL held"},
 	{NULL, NULL, 0, NULL}
 };
