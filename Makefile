@@ -3,6 +3,7 @@
 #   make test       unit tests, then integration tests against every interpreter present
 #   make demo       profile a bundled workload into demo.svg
 #   make bench      benchmarks (prints a table)
+#   make bench-slowdown  the 100 Hz slowdowns alone, many rounds, with confidence intervals
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make clean
 
@@ -29,7 +30,7 @@ LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC)) $(BUILD)/gen/profile.pb-c.o $
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps test-deps test unit integration demo bench install clean fuzz test-asan test-valgrind
+.PHONY: all deps test-deps test unit integration demo bench bench-slowdown install clean fuzz test-asan test-valgrind
 all: mixspy
 
 $(BUILD)/.deps-build: scripts/deps.sh
@@ -85,6 +86,11 @@ bench: mixspy
 	@sh scripts/deps.sh bench
 	$(MAKE) $(BUILD)/bench/floor
 	sh bench/run.sh
+
+# the 100 Hz slowdowns alone, over many rounds, each with a 95% confidence interval (~20 min)
+bench-slowdown: mixspy
+	@sh scripts/deps.sh bench
+	sh bench/run.sh --slowdown
 
 install: mixspy
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
