@@ -329,11 +329,10 @@ int sampler_run(const struct config *c, struct interner *strs, const struct samp
 			if (h->on_samples && n)
 				h->on_samples(h->ctx, &sm, &p->spy, samples, n);
 		}
+		double warm_up = 0;
 		if (!sampling_from) {
 			sampling_from = now_monotonic();
-			if (c->duration > 0 && sampling_from - now > 1.0)
-				fprintf(stderr, "mixspy> The first sample took %.2fs (warm-up: %s); the duration counts from there\n",
-					sampling_from - now, c->native ? "loading debug info" : "reading the process");
+			warm_up = sampling_from - now;
 		}
 		if (sm.launched)
 			reap_root(&sm, &root->spy.t);
@@ -341,6 +340,10 @@ int sampler_run(const struct config *c, struct interner *strs, const struct samp
 			sm.reason = STOP_HOOK;
 			break;
 		}
+		/* after the first tick's hook, which announces the sampling (record) */
+		if (c->duration > 0 && warm_up > 1.0)
+			fprintf(stderr, "mixspy> The first sample took %.2fs (warm-up: %s); the duration counts from there\n",
+				warm_up, c->native ? "loading debug info" : "reading the process");
 		if (c->subprocesses && now - last_child_scan >= 0.1) {
 			last_child_scan = now;
 			if (!sm.root_exited && (sm.launched || target_state(sm.root_pid)))
