@@ -87,7 +87,7 @@ bench: mixspy
 	$(MAKE) $(BUILD)/bench/floor
 	sh bench/run.sh
 
-# the 100 Hz slowdowns alone, over many rounds, each with a 95% confidence interval (~20 min)
+# the 100 Hz slowdowns alone, over many rounds, each with a 95% confidence interval (~30 min)
 bench-slowdown: mixspy
 	@sh scripts/deps.sh bench
 	sh bench/run.sh --slowdown
