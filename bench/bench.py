@@ -272,10 +272,10 @@ class Session(object):
         return res
 
 
-def stretches(py, kind, ext, tmp, configs, rounds, secs, steadiness=False):
+def stretches(py, kind, ext, tmp, configs, rounds, secs):
     """Each config once per round on one workload process, a stretch off before each and after
-    the last; the order turns by one each round. Returns {config: [(slowdown, stats), ...]}
-    (with steadiness: [(slowdown, stats, unsteadiness), ...])."""
+    the last; the order turns by one each round. Returns {config: [(slowdown, stats,
+    unsteadiness), ...]} (see Session.finish)."""
     sess = Session(py, kind, ext, tmp)
     try:
         sess.off(secs)
@@ -288,7 +288,7 @@ def stretches(py, kind, ext, tmp, configs, rounds, secs, steadiness=False):
         raise
     out = {}
     for config, slow, st, unsteady in sess.finish():
-        out.setdefault(config, []).append((slow, st, unsteady) if steadiness else (slow, st))
+        out.setdefault(config, []).append((slow, st, unsteady))
     return out
 
 
@@ -462,7 +462,7 @@ def slowdown_main(args):
         for k in kinds:
             ext = args.ext if k == "mixed" else None
             cost[k] = stretches(args.python, k, ext, tmp, [CONTROL] + SLOW_CONFIGS, rounds * SLOW_ROUNDS_X.get(k, 1),
-                                args.period, steadiness=True)
+                                args.period)
             sys.stderr.write("bench: %s done (%.0f s)\n" % (k, time.perf_counter() - t_start))
     load1 = os.getloadavg()
     print("mixspy bench --slowdown: Python %s (%s), %d rounds of %.1f s stretches (threads: %d), %d CPUs, "
@@ -545,7 +545,7 @@ def main():
             sys.stderr.write("bench: %s done (%.0f s)\n" % (k, time.perf_counter() - t_start))
         burn = None
         if os.access(FLOOR, os.X_OK):
-            per_tick = statistics.median(x["steady_cpu"] for _, x in cost["threads"][("mixspy", "blocking", 100)]) / 100
+            per_tick = statistics.median(x["steady_cpu"] for _, x, _ in cost["threads"][("mixspy", "blocking", 100)]) / 100
             bcfg = ("burn", "%.0f" % (per_tick * 1e6), 100)
             burn = (bcfg, stretches(args.python, "threads", None, tmp, [CONTROL, bcfg], args.rounds * ROUNDS_X["threads"],
                                     args.period))
@@ -599,10 +599,10 @@ def main():
     def rows(label, table, cfgs):
         for c in cfgs:
             rs = table[c]
-            slows = [100 * x for x, _ in rs]
+            slows = [100 * x for x, _, _ in rs]
             slow = statistics.median(slows)
             results[(label, c)] = slow
-            st = [x for _, x in rs]
+            st = [x for _, x, _ in rs]
             rng = "[%+.1f, %+.1f]" % (min(slows), max(slows))
             if c[0] == "none":
                 print("%-16s %-8s %-11s %7s  %+8.1f%%  %15s" % (label, "(none)", "-", "-", slow, rng))
@@ -628,8 +628,8 @@ def main():
         print("(austin comparison skipped: needs Debian's austin and a Python 3.8-3.10)")
     if burn:
         bcfg, bres = burn
-        ctl = statistics.median(100 * x for x, _ in bres[CONTROL])
-        bs = [100 * x for x, _ in bres[bcfg]]
+        ctl = statistics.median(100 * x for x, _, _ in bres[CONTROL])
+        bs = [100 * x for x, _, _ in bres[bcfg]]
         print()
         print("CPU alone on threads: a process burning %s us 100 times a second (mixspy blocking's CPU per tick"
               % bcfg[1])
@@ -697,7 +697,7 @@ def main():
     check("blocking 100 Hz slowdown < 2% on threads", t100 < 2 or tb < 2,
           "%+.1f%% pausing, %+.1f%% with --bpf" % (t100, tb))
     bseen = sorted(still["bpf"][0])
-    bp50 = statistics.median(x["p50"] for _, x in cost["deep"][bpf100])
+    bp50 = statistics.median(x["p50"] for _, x, _ in cost["deep"][bpf100])
     print("  (--bpf on deep at 100 Hz: the copy in the tick %.1f us p50 in the kernel's count%s)" % (
         bp50, ", %.1f us standstill seen by the target (clock)" % bseen[len(bseen) // 2] if bseen else ""))
     check("blocking top rate on deep >= 5,000/s", tops[top_specs[0]] >= 5000, "%.0f/s" % tops[top_specs[0]])
@@ -706,7 +706,7 @@ def main():
     nat = [(k, results[(k, native100)]) for k in kinds]
     check("--native 100 Hz slowdown < 3%", all(v < 3 for _, v in nat),
           ", ".join("%s %+.1f%%" % (k, v) for k, v in nat))
-    dp50 = statistics.median(x["p50"] for _, x in cost["deep"][native100])
+    dp50 = statistics.median(x["p50"] for _, x, _ in cost["deep"][native100])
     seen = sorted(still["native"][0])
     fl = ", machine floor with a 27 KB copy %.1f us (median of %d)" % (
         statistics.median(f["copy"][0] for f in floors), len(floors)) if floors else ""
@@ -714,7 +714,7 @@ def main():
           "%.1f us in mixspy's view%s%s" % (dp50, ", %.1f us standstill seen by the target (clock)" % seen[len(seen) // 2]
                                              if seen else "", fl))
     nb = ("mixspy", "native-bpf", 100)
-    nbp50 = statistics.median(x["p50"] for _, x in cost["deep"][nb])
+    nbp50 = statistics.median(x["p50"] for _, x, _ in cost["deep"][nb])
     nbseen = sorted(still["native-bpf"][0])
     nbslow = [(k, results[(k, nb)]) for k in kinds]
     check("--native --bpf 100 Hz: median pause < 50 us on deep, slowdown < 3%",
