@@ -231,7 +231,8 @@ static bool other_pidns(struct spy *s)
 
 /* /proc/PID/task/TID/syscall: "nr arg1 ... arg6 sp pc" (nr in decimal, the rest in hex) while
  * blocked in a system call, "-1 sp pc" while blocked outside one, "running" while runnable.
- * Returns 1 running (*nr -1), 0 not, < 0 gone. */
+ * Returns 1 running (*nr -1), 0 not, < 0 gone. A thread paused on the instruction that makes a
+ * system call is taken to be in it (target_pending_syscall). */
 struct sys_state {
 	long nr;            /* system call number, -1 when blocked outside one */
 	uint64_t arg0;
@@ -251,9 +252,7 @@ static int read_syscall_file(struct spy *s, pid_t tid, struct sys_state *st)
 	long v = strtol(buf, &end, 10);
 	if (end == buf)
 		return 1;   /* "running" */
-	st->nr = v < 0 ? -1 : v;
-	bool futex = v == SYS_FUTEX_X86_64 || v == SYS_RESTART_SYSCALL_X86_64;
-	/* the last two fields: sp and pc */
+	/* the arguments, then sp and pc */
 	uint64_t f[8];
 	int k = 0;
 	for (char *p = end; k < 8; p = end) {
@@ -262,16 +261,21 @@ static int read_syscall_file(struct spy *s, pid_t tid, struct sys_state *st)
 			break;
 		f[k++] = x;
 	}
-	if (v >= 0 && k >= 1)
-		st->arg0 = f[0];
-	/* Its last sleep as far as we know (read_off_cpu). Stopped by a pause of ours outside any
-	 * system call (-1), it was running: a switch watch shows that stop as a switch to sleep
-	 * until the thread runs again, and it must not pass for a sleep on the GIL. */
-	hmap_put(&s->slept_on, (uint64_t)tid, v >= 0 && futex && k >= 1 ? st->arg0 : UINT64_MAX);
 	if (k >= 2 && (v >= 0 ? k == 8 : k == 2)) {
 		st->sp = f[k - 2];
 		st->pc = f[k - 1];
 	}
+	st->nr = v < 0 ? -1 : v;
+	if (v >= 0 && k >= 1)
+		st->arg0 = f[0];
+	/* Stopped on its way back into a system call our last pause interrupted: in it. */
+	if (v < 0 && target_pending_syscall(&s->t, tid, st->pc, &st->nr, &st->arg0))
+		v = st->nr;
+	bool futex = v == SYS_FUTEX_X86_64 || v == SYS_RESTART_SYSCALL_X86_64;
+	/* Its last sleep as far as we know (read_off_cpu). Stopped by a pause of ours outside any
+	 * system call (-1), it was running: a switch watch shows that stop as a switch to sleep
+	 * until the thread runs again, and it must not pass for a sleep on the GIL. */
+	hmap_put(&s->slept_on, (uint64_t)tid, v >= 0 && futex ? st->arg0 : UINT64_MAX);
 	return 0;
 }
 

@@ -1303,6 +1303,21 @@ void target_release_all(struct target *t)
 	free(tids);
 }
 
+bool target_pending_syscall(struct target *t, pid_t tid, uint64_t pc, long *nr, uint64_t *arg0)
+{
+	uint64_t v;
+	uint8_t ins[2];
+	if (!pc || !hmap_get(&t->tracees, (uint64_t)tid, &v) || !(v & TRACEE_PAUSED) || target_read(t, pc, ins, 2) ||
+	    ins[0] != 0x0f || ins[1] != 0x05)
+		return false;
+	struct user_regs_struct r;
+	if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0 || r.rip != pc || (int64_t)r.rax < 0)
+		return false;
+	*nr = (long)r.rax;
+	*arg0 = r.rdi;
+	return true;
+}
+
 int target_thread_fs_base(pid_t tid, uint64_t *fs_base)
 {
 	struct user_regs_struct regs;

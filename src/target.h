@@ -190,6 +190,13 @@ void target_service(struct target *t);
  * detached). target_close does it too; the kernel does it if mixspy dies. */
 void target_release_all(struct target *t);
 /* Register fs_base of a stopped thread (pthread_self on x86_64). */
+/* Paused by us in user space with pc on a syscall instruction: the system call it is about to
+ * make (number, first argument). A sleep that a pause interrupts is restarted so: the kernel puts
+ * the pc back on the instruction and the call's number back in rax, and a thread that loses its
+ * CPU before it gets there is stopped by the next pause outside any system call, its syscall
+ * file reading -1 - an idle thread that would pass for a running one. Measured: 180 of 3,000
+ * pauses of a thread in time.sleep, one pause after another, on a loaded machine. */
+bool target_pending_syscall(struct target *t, pid_t tid, uint64_t pc, long *nr, uint64_t *arg0);
 int target_thread_fs_base(pid_t tid, uint64_t *fs_base);
 
 #endif
