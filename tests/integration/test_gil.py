@@ -261,8 +261,14 @@ def test_gil_flag_keeps_only_holders(debian_interp, ext_dir_debian, start, tmp_p
     for frames, count in stacks.items():
         roots[frames[0].name] += count
     assert roots["held"] > 0 and set(roots) == {"held"}, roots
-    assert not any(f.name == "c_busy" for frames in stacks for f in frames), \
-        "c-worker never holds the GIL, yet --gil kept it"
+    # c-worker holds the GIL only between its 200 ms calls without it (a loop test, a call): a
+    # sample may catch it there - more so on a loaded machine, where it can lose its CPU holding
+    # it - but py-worker, which holds it all the time it runs, has nearly all of them.
+    c_held = sum(count for frames, count in stacks.items() if any(f.name == "c_busy" for f in frames))
+    py_held = sum(count for frames, count in stacks.items() if any(f.name == "py_busy" for f in frames))
+    assert c_held <= 0.05 * (c_held + py_held) and py_held > 0, \
+        "--gil kept c-worker's samples (%d) beside py-worker's (%d): it never holds the GIL for long" % (
+            c_held, py_held)
 
 
 def test_summary_without_gil_split(debian_interp, ext_dir_debian, start, tmp_path):
