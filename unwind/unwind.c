@@ -2,7 +2,8 @@
  * unwind.c - native stacks of paused threads, unwound offline from a snapshot.
  *
  * While a thread is stopped we copy its registers and the top of its stack (one
- * process_vm_readv). Afterwards libunwind walks the copy through our own accessors:
+ * process_vm_readv). Afterwards the copy is walked: most frames by their CFI rules, read with libdw
+ * once per pc and kept (cfi_step), the others by libunwind through our own accessors:
  *   - access_reg serves the snapshot's registers (or the registers of a frame we stepped by hand);
  *   - access_mem serves the stack copy, then read-only segments of the module's ELF file (mapped
  *     once here, so unwind tables cost no syscalls), then live reads in 16 KiB blocks;
@@ -17,7 +18,9 @@
  * try the frame-pointer chain.
  */
 #include <capstone/capstone.h>
+#include <dwarf.h>
 #include <elf.h>
+#include <elfutils/libdw.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -79,6 +82,9 @@ struct unwind_module {
 	uint64_t table;         /* remote address of its binary-search table */
 	uint64_t fde_count;
 	uint64_t text_lo, text_hi;
+	Elf *cfi_elf;           /* its image for libdw, once a CFI step needed its rules */
+	Dwarf_CFI *cfi;
+	bool cfi_tried;
 };
 
 #define UNWIND_NO_MODULE UINT32_MAX
@@ -93,6 +99,22 @@ struct unwind_range {
 struct walk_read {
 	uint32_t off, len;
 	uint8_t bytes[16];
+};
+
+/* A frame's CFI at one pc, when it is simple enough to step without libunwind: the CFA is one
+ * register plus an offset, the return address and each callee-saved register are saved at an
+ * offset from the CFA, unchanged (CFI_SAME) or lost (CFI_UNDEF). */
+#define CFI_SAME INT16_MIN
+#define CFI_UNDEF (INT16_MIN + 1)
+#define CFI_NSAVED 6
+#define CFI_MAX_RULES (1u << 20)   /* pcs remembered before the cache starts over */
+static const uint8_t cfi_saved_regs[CFI_NSAVED] = { UNW_X86_64_RBX, UNW_X86_64_RBP, UNW_X86_64_R12,
+						     UNW_X86_64_R13, UNW_X86_64_R14, UNW_X86_64_R15 };
+struct cfi_rule {
+	uint8_t cfa_reg;    /* DWARF register number (libunwind numbers x86_64's the same) */
+	int32_t cfa_off;
+	int16_t ra;         /* CFI_UNDEF: the outermost frame */
+	int16_t saved[CFI_NSAVED];
 };
 
 struct unwinder;
@@ -126,12 +148,24 @@ struct unwinder {
 	struct hmap stack_need;
 	struct hmap last_sp;    /* tid -> sp at its last capture */
 	struct hmap sp_drop;    /* tid -> how far below its last sp recent captures found sp (fading) */
+	/* CFI steps (cfi_step): lookup pc -> index of its rule + 1, or CFI_NOT_SIMPLE */
+	VEC(struct cfi_rule) rules;
+	struct hmap rule_ix;
+	bool libunwind_only;    /* every step by libunwind (MIXSPY_UNWIND=libunwind; tests compare) */
+	uint64_t cfi_steps, libunwind_steps;
 };
 
 /* ---- modules and ranges ---------------------------------------------------------------------- */
 
 static void module_unload(struct unwind_module *m)
 {
+	if (m->cfi)
+		dwarf_cfi_end(m->cfi);
+	if (m->cfi_elf)
+		elf_end(m->cfi_elf);
+	m->cfi = NULL;
+	m->cfi_elf = NULL;
+	m->cfi_tried = false;
 	if (m->image) {
 		if (m->image_mmapped)
 			munmap((void *)m->image, m->image_len);
@@ -150,6 +184,8 @@ static void unwinder_clear_modules(struct unwinder *u)
 	}
 	u->mods.n = 0;
 	u->ranges.n = 0;
+	u->rules.n = 0;   /* keyed by address: the modules may sit elsewhere now */
+	hmap_clear(&u->rule_ix);
 }
 
 static bool map_is_file(const struct map *mp)
@@ -681,12 +717,169 @@ static bool pc_without_cfi(struct unwinder *u, uint64_t pc)
 	return m && !m->eh_hdr;
 }
 
+/* ---- CFI steps -------------------------------------------------------------------------------- */
+
+/*
+ * Most frames' CFI says: the CFA is rsp (or rbp) plus an offset, the return address and the
+ * callee-saved registers sit at offsets from it. Such a step is a few reads of the stack copy;
+ * libunwind's costs far more (measured, --native on the 100-thread workload: every unw_step took
+ * and dropped libunwind's global cache lock with signals masked around it, ~9% of mixspy's CPU in
+ * pthread_sigmask alone). So each pc's rules are read once with libdw from the module's
+ * .eh_frame (already mapped here) and kept; a step whose rules are anything else - a DWARF
+ * expression, a signal frame, a register kept in another register - is libunwind's, as before.
+ */
+#define CFI_NOT_SIMPLE UINT64_MAX
+
+static Dwarf_CFI *module_cfi(struct unwind_module *m)
+{
+	if (!m->cfi_tried) {
+		m->cfi_tried = true;
+		m->cfi_elf = elf_memory((char *)m->image, m->image_len);
+		m->cfi = m->cfi_elf ? dwarf_getcfi_elf(m->cfi_elf) : NULL;
+	}
+	return m->cfi;
+}
+
+/* An offset from the CFA that a location expression adds: CFA, CFA + n, CFA - n. */
+static bool cfa_plus(const Dwarf_Op *ops, size_t nops, int64_t *off)
+{
+	if (nops < 1 || ops[0].atom != DW_OP_call_frame_cfa)
+		return false;
+	if (nops == 1)
+		*off = 0;
+	else if (nops == 2 && ops[1].atom == DW_OP_plus_uconst)
+		*off = (int64_t)ops[1].number;
+	else if (nops == 3 && ops[1].atom == DW_OP_consts && ops[2].atom == DW_OP_plus)
+		*off = (int64_t)ops[1].number;
+	else if (nops == 3 && ops[1].atom == DW_OP_constu && ops[2].atom == DW_OP_minus)
+		*off = -(int64_t)ops[1].number;
+	else
+		return false;
+	return true;
+}
+
+/* One register's rule as struct cfi_rule keeps it; false when not simple. */
+static bool saved_rule(Dwarf_Frame *fr, int regno, int16_t *out)
+{
+	Dwarf_Op mem[3], *ops = NULL;
+	size_t nops = 0;
+	if (dwarf_frame_register(fr, regno, mem, &ops, &nops) != 0)
+		return false;
+	if (nops == 0) {
+		*out = ops ? CFI_UNDEF : CFI_SAME;
+		return true;
+	}
+	int64_t off;
+	if (!cfa_plus(ops, nops, &off) || off <= CFI_UNDEF || off > INT16_MAX)
+		return false;
+	*out = (int16_t)off;
+	return true;
+}
+
+static bool rule_from_dwarf(Dwarf_CFI *cfi, uint64_t at, struct cfi_rule *r)
+{
+	Dwarf_Frame *fr = NULL;
+	if (dwarf_cfi_addrframe(cfi, at, &fr) != 0 || !fr)
+		return false;
+	bool ok = false, signal = false;
+	Dwarf_Addr start, end;
+	Dwarf_Op *ops = NULL;
+	size_t nops = 0;
+	if (dwarf_frame_info(fr, &start, &end, &signal) >= 0 && !signal && dwarf_frame_cfa(fr, &ops, &nops) == 0 &&
+	    nops == 1) {
+		int64_t reg = -1, off = 0;
+		if (ops[0].atom == DW_OP_bregx) {
+			reg = (int64_t)ops[0].number;
+			off = (int64_t)ops[0].number2;
+		} else if (ops[0].atom >= DW_OP_breg0 && ops[0].atom <= DW_OP_breg31) {
+			reg = ops[0].atom - DW_OP_breg0;
+			off = (int64_t)ops[0].number;
+		}
+		ok = reg >= 0 && reg <= UNW_X86_64_R15 && off >= INT32_MIN && off <= INT32_MAX;
+		r->cfa_reg = (uint8_t)reg;
+		r->cfa_off = (int32_t)off;
+		ok = ok && saved_rule(fr, UNW_X86_64_RIP, &r->ra) && r->ra != CFI_SAME;
+		for (int i = 0; ok && i < CFI_NSAVED; i++)
+			ok = saved_rule(fr, cfi_saved_regs[i], &r->saved[i]);
+	}
+	free(fr);
+	return ok;
+}
+
+/* The rules at `at` (a pc, or a return address less one), or NULL: libunwind steps it. */
+static const struct cfi_rule *cfi_rule_at(struct unwinder *u, uint64_t at)
+{
+	uint64_t ix;
+	if (hmap_get(&u->rule_ix, at, &ix))
+		return ix == CFI_NOT_SIMPLE ? NULL : &u->rules.v[ix - 1];
+	if (u->rules.n >= CFI_MAX_RULES) {
+		u->rules.n = 0;
+		hmap_clear(&u->rule_ix);
+	}
+	struct unwind_module *m = module_at(u, at);
+	Dwarf_CFI *cfi = m && m->eh_hdr ? module_cfi(m) : NULL;
+	struct cfi_rule r;
+	if (!cfi || at < m->bias || !rule_from_dwarf(cfi, at - m->bias, &r)) {
+		hmap_put(&u->rule_ix, at, CFI_NOT_SIMPLE);
+		return NULL;
+	}
+	vec_push(&u->rules, r);
+	hmap_put(&u->rule_ix, at, u->rules.n);
+	return &u->rules.v[u->rules.n - 1];
+}
+
+enum { CFI_FALLBACK, CFI_STEPPED, CFI_OUTERMOST };
+
+/* x86_64 Linux's rt_sigreturn trampoline: mov $15,%rax; syscall */
+static bool at_sigreturn(struct unwinder *u, uint64_t pc)
+{
+	static const uint8_t code[9] = { 0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05 };
+	uint8_t b[9];
+	return unwind_read(u, pc, b, 8) == 0 && unwind_read(u, pc + 8, b + 8, 1) == 0 && !memcmp(b, code, 9);
+}
+
+/* Step the frame in u->regs by its CFI rules (`exact`: its pc is where it stands - the first
+ * frame - rather than a return address, which is looked up one byte back, in the call). */
+static int cfi_step(struct unwinder *u, bool exact)
+{
+	uint64_t pc = u->regs[UNW_X86_64_RIP];
+	const struct cfi_rule *r = cfi_rule_at(u, exact ? pc : pc - 1);
+	if (!r || !(u->regs_known & 1u << r->cfa_reg))
+		return CFI_FALLBACK;
+	if (r->ra == CFI_UNDEF)
+		return CFI_OUTERMOST;
+	uint64_t cfa = u->regs[r->cfa_reg] + (uint64_t)(int64_t)r->cfa_off, ra, v[CFI_NSAVED];
+	if (unwind_read(u, cfa + (uint64_t)(int64_t)r->ra, &ra, 8) != 0)
+		return CFI_FALLBACK;
+	uint32_t known = 1u << UNW_X86_64_RIP | 1u << UNW_X86_64_RSP;
+	for (int i = 0; i < CFI_NSAVED; i++) {
+		int reg = cfi_saved_regs[i];
+		v[i] = u->regs[reg];
+		if (r->saved[i] == CFI_UNDEF)
+			continue;
+		if (r->saved[i] == CFI_SAME) {
+			known |= u->regs_known & 1u << reg;
+			continue;
+		}
+		if (unwind_read(u, cfa + (uint64_t)(int64_t)r->saved[i], &v[i], 8) != 0)
+			return CFI_FALLBACK;
+		known |= 1u << reg;
+	}
+	for (int i = 0; i < CFI_NSAVED; i++)
+		u->regs[cfi_saved_regs[i]] = v[i];
+	u->regs[UNW_X86_64_RSP] = cfa;
+	u->regs[UNW_X86_64_RIP] = ra;
+	u->regs_known = known;
+	return CFI_STEPPED;
+}
+
 /* ---- public API ------------------------------------------------------------------------------ */
 
 int unwinder_new(struct unwinder **out, struct target *t, struct err *e)
 {
 	struct unwinder *u = xcalloc(1, sizeof(*u));
 	u->t = t;
+	elf_version(EV_CURRENT);   /* libdw reads CFI rules (cfi_step) */
 	u->as = unw_create_addr_space(&unwind_accessors, 0);
 	if (!u->as) {
 		free(u);
@@ -706,8 +899,22 @@ int unwinder_new(struct unwinder **out, struct target *t, struct err *e)
 		u->cs_ok = true;
 	}
 	u->stale = true;
+	hmap_init(&u->rule_ix);
+	const char *how = getenv("MIXSPY_UNWIND");
+	u->libunwind_only = how && !strcmp(how, "libunwind");
 	*out = u;
 	return 0;
+}
+
+void unwinder_libunwind_only(struct unwinder *u, bool on)
+{
+	u->libunwind_only = on;
+}
+
+void unwinder_step_counts(const struct unwinder *u, uint64_t *cfi, uint64_t *libunwind)
+{
+	*cfi = u->cfi_steps;
+	*libunwind = u->libunwind_steps;
 }
 
 void unwinder_free(struct unwinder *u)
@@ -721,6 +928,8 @@ void unwinder_free(struct unwinder *u)
 	hmap_free(&u->stack_need);
 	hmap_free(&u->last_sp);
 	hmap_free(&u->sp_drop);
+	vec_free(&u->rules);
+	hmap_free(&u->rule_ix);
 	walk_memos_free(u);
 	hmap_free(&u->walks);
 	vec_free(&u->walk_reads);
@@ -1087,18 +1296,12 @@ int unwind_frames(struct unwinder *u, const struct unwind_snapshot *snap, uint64
 	}
 
 	unw_cursor_t cur;
-	bool need_init = true, have_prev = false, prev_signal = false;
+	bool have_prev = false, prev_signal = false, exact = true;
 	uint64_t prev_sp = 0, prev_pc = 0;
-	/* Bound the loop by steps too: manual steps and libunwind steps both count. */
+	/* u->regs hold the frame: stepped by its CFI rules, by hand (code without CFI), or by a
+	 * libunwind cursor started from them (a step of one frame; its registers are read back). */
 	for (size_t steps = 0; steps < 4 * max + 16; steps++) {
-		if (need_init) {
-			if (unw_init_remote(&cur, u->as, u) < 0)
-				break;
-			need_init = false;
-		}
-		unw_word_t pc = 0, sp = 0;
-		if (unw_get_reg(&cur, UNW_REG_IP, &pc) < 0 || unw_get_reg(&cur, UNW_REG_SP, &sp) < 0)
-			break;
+		uint64_t pc = u->regs[UNW_X86_64_RIP], sp = u->regs[UNW_X86_64_RSP];
 		if (pc == 0) {
 			*truncated = false;
 			break;
@@ -1114,24 +1317,47 @@ int unwind_frames(struct unwinder *u, const struct unwind_snapshot *snap, uint64
 		prev_signal = false;
 
 		if (pc_without_cfi(u, pc)) {
-			regs_from_cursor(u, &cur);
 			if (manual_step(u) != 0)
 				break;
-			need_init = true;
+			exact = false;
 			continue;
 		}
-		prev_signal = unw_is_signal_frame(&cur) > 0;
-		int rc = unw_step(&cur);
+		if (!u->libunwind_only) {
+			int cr = cfi_step(u, exact);
+			if (cr == CFI_OUTERMOST) {
+				*truncated = false;
+				break;
+			}
+			if (cr == CFI_STEPPED) {
+				u->cfi_steps++;
+				exact = false;
+				continue;
+			}
+		}
+		/* A return address is looked up in the call before it (libunwind does so for the
+		 * frames it steps to, not for the one it starts from) - but for the signal trampoline
+		 * a handler returns to, which libunwind knows by its code. */
+		if (!exact && !at_sigreturn(u, pc))
+			u->regs[UNW_X86_64_RIP] = pc - 1;
+		int rc = unw_init_remote(&cur, u->as, u);
+		u->libunwind_steps++;
+		if (rc >= 0) {
+			prev_signal = unw_is_signal_frame(&cur) > 0;
+			rc = unw_step(&cur);
+		}
 		if (rc == 0) {
 			*truncated = false;
 			break;
 		}
 		if (rc < 0) {
-			regs_from_cursor(u, &cur);
+			u->regs[UNW_X86_64_RIP] = pc;
 			if (manual_step(u) != 0)
 				break;
-			need_init = true;
+			exact = false;
+			continue;
 		}
+		regs_from_cursor(u, &cur);
+		exact = prev_signal;   /* a signal frame's caller stands where it was interrupted */
 	}
 	/* What the next copy of this thread needs: this walk's reach, or a slowly fading memory of
 	 * deeper ones (a stack that is deep now and then is not copied short every other time). */

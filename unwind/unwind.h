@@ -36,6 +36,11 @@ struct unwinder;
 
 int unwinder_new(struct unwinder **out, struct target *t, struct err *e);
 void unwinder_free(struct unwinder *u);
+/* Step every frame with libunwind, not by the CFI rules kept here (MIXSPY_UNWIND=libunwind does
+ * the same; the tests compare the two walks). */
+void unwinder_libunwind_only(struct unwinder *u, bool on);
+/* Frames stepped so far by their CFI rules here, and by libunwind. */
+void unwinder_step_counts(const struct unwinder *u, uint64_t *cfi, uint64_t *libunwind);
 /* The target's maps changed (dlopen): drop what depends on them. */
 void unwinder_maps_changed(struct unwinder *u);
 

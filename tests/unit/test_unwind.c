@@ -1,8 +1,9 @@
 /*
  * test_unwind.c - native unwinding and symbolization against live processes: the chain.c fixture
  * (built at -O0 and -O2 next to this test, in fixtures/) with a known call chain and an inlined
- * function, and real interpreters (pyenv 3.12, Debian's stripped 3.11) busy in a loop. Each
- * sample pauses one thread, snapshots it, resumes it, then unwinds and symbolizes the copy.
+ * function, and real interpreters (pyenv 3.12, Debian's stripped 3.11) busy in a loop or in C code
+ * of many kinds. Each sample pauses one thread, snapshots it, unwinds the copy twice - by the CFI
+ * steps and by libunwind alone, which must agree - resumes it and symbolizes.
  */
 #include <errno.h>
 #include <limits.h>
@@ -62,23 +63,75 @@ struct stack {
 	bool truncated;
 };
 
-/* Pause tid, snapshot, resume, then unwind and symbolize (inlined frames expanded). */
+static size_t walks_compared, walks_differ;
+static uint64_t ref_steps;   /* libunwind steps of the reference walks */
+
+/* The walk just made (CFI steps here, libunwind where they don't serve) against libunwind
+ * stepping every frame of the same snapshot: the same return addresses, to the same end. */
+static void check_same_walk(struct unwinder *u, struct symbolizer *s, const struct unwind_snapshot *snap,
+			    const uint64_t *ips, size_t n, bool truncated)
+{
+	uint64_t ref[MAX_IPS];
+	size_t nref = 0;
+	bool ref_truncated = false;
+	struct err e = {0};
+	uint64_t cfi0, lu0, cfi1, lu1;
+	unwinder_step_counts(u, &cfi0, &lu0);
+	unwinder_libunwind_only(u, true);
+	int rc = unwind_frames(u, snap, ref, MAX_IPS, &nref, &ref_truncated, &e);
+	unwinder_libunwind_only(u, false);
+	unwinder_step_counts(u, &cfi1, &lu1);
+	ref_steps += lu1 - lu0;
+	walks_compared++;
+	if (rc == 0 && nref == n && ref_truncated == truncated && !memcmp(ref, ips, n * sizeof *ips))
+		return;
+	walks_differ++;
+	fprintf(stderr, "walk of tid %d: %zu frames%s by CFI steps, %zu%s by libunwind (rc %d)\n", (int)snap->tid, n,
+		truncated ? " (truncated)" : "", nref, ref_truncated ? " (truncated)" : "", rc);
+	for (size_t k = 0; k < n || k < nref; k++) {
+		struct sym_frame a = { 0 }, b = { 0 };
+		size_t na = 0, nb = 0;
+		if (k < n)
+			sym_lookup(s, ips[k], k > 0, &a, 1, &na);
+		if (k < nref)
+			sym_lookup(s, ref[k], k > 0, &b, 1, &nb);
+		fprintf(stderr, "  #%zu %#llx %s %s | %#llx %s\n", k, k < n ? (unsigned long long)ips[k] : 0ull,
+			na ? a.func : "", na && a.module ? a.module : "", k < nref ? (unsigned long long)ref[k] : 0ull,
+			nb ? b.func : "");
+	}
+	CHECK(0);
+}
+
+/* Pause tid, snapshot, resume, then unwind and symbolize (inlined frames expanded). Modules the
+ * target loaded since the last sample are seen first. */
 static int sample(struct target *t, struct unwinder *u, struct symbolizer *s, struct unwind_snapshot *snap,
 		  pid_t tid, struct stack *st)
 {
 	struct err e = {0};
+	bool changed = false;
+	if (target_refresh_maps(t, &changed, &e) == 0 && changed) {
+		unwinder_maps_changed(u);
+		symbolizer_maps_changed(s);
+	}
 	uint64_t ips[MAX_IPS];
 	if (target_pause_thread(t, tid, &e) != 0) {
 		fprintf(stderr, "pause: %s\n", e.msg);
 		return -1;
 	}
 	int rc = unwind_capture(u, tid, NULL, snap, false, &e);
-	target_resume_thread(t, tid);
 	if (rc != 0) {
+		target_resume_thread(t, tid);
 		fprintf(stderr, "capture: %s\n", e.msg);
 		return -1;
 	}
-	if (unwind_frames(u, snap, ips, MAX_IPS, &st->nips, &st->truncated, &e) != 0)
+	/* walked while it is still paused: a walk past the copy reads the stack live, and both
+	 * walks must see the same (resumed, a frame larger than recent walks needed - list.sort's
+	 * merge state - read back garbage, differently each time) */
+	rc = unwind_frames(u, snap, ips, MAX_IPS, &st->nips, &st->truncated, &e);
+	if (rc == 0)
+		check_same_walk(u, s, snap, ips, st->nips, st->truncated);
+	target_resume_thread(t, tid);
+	if (rc != 0)
 		return -1;
 	st->n = 0;
 	for (size_t i = 0; i < st->nips; i++) {
@@ -331,6 +384,7 @@ static void check_python_args(const char *python, const char *flag, const char *
 	CHECK(target_attach(&t, c.pid, &e) == 0);
 	CHECK(target_refresh_maps(&t, &changed, &e) == 0);
 	CHECK(unwinder_new(&u, &t, &e) == 0);
+	ref_steps = 0;
 	CHECK(symbolizer_new(&s, &t, strs, &e) == 0);
 	for (int round = 0; round < 5; round++) {
 		CHECK(sample(&t, u, s, &snap, c.pid, &st) == 0);
@@ -348,6 +402,19 @@ static void check_python_args(const char *python, const char *flag, const char *
 		CHECK(ok);
 		usleep(3000);
 	}
+	/* more walks, only compared with libunwind's (each sample does), at random points */
+	for (int round = 0; round < 300; round++) {
+		CHECK(sample(&t, u, s, &snap, c.pid, &st) == 0);
+		usleep(500);
+	}
+	uint64_t cfi = 0, lu = 0;
+	unwinder_step_counts(u, &cfi, &lu);
+	lu -= ref_steps;
+	ref_steps = 0;
+	if (getenv("UNWIND_TEST_VERBOSE"))
+		fprintf(stderr, "%s: %llu CFI steps, %llu libunwind steps\n", python, (unsigned long long)cfi,
+			(unsigned long long)lu);
+	CHECK(cfi > 10 * lu);   /* the walks of an interpreter are CFI steps nearly all */
 	unwind_snapshot_free(&snap);
 	symbolizer_free(s);
 	unwinder_free(u);
@@ -369,6 +436,23 @@ static void test_python312_perf_trampolines(void)
 			  "def f(n):\n    if n:\n        return f(n - 1)\n    while True: pass\nf(7)", 8);
 }
 
+/* Walks through C code of many kinds - sorting, json, re, hashlib, zlib, a thread woken and put
+ * to sleep - each compared with libunwind's (the rounds of check_python_args). */
+static const char varied_body[] =
+	"import json, re, hashlib, zlib, threading, random, time\n"
+	"def napper():\n"
+	"    while True: time.sleep(0.001)\n"
+	"threading.Thread(target=napper, daemon=True).start()\n"
+	"data = [random.random() for _ in range(3000)]\n"
+	"while True:\n"
+	"    sorted(data); json.dumps(data[:300]); re.findall(r'[0-9]+[.][0-9]', str(data[:80]))\n"
+	"    hashlib.sha256(str(data).encode()).digest(); zlib.compress(str(data[:400]).encode())\n";
+static void test_python312_varied(void)
+{
+	check_python_args("/root/.pyenv/versions/3.12.1/bin/python3.12", "", varied_body, 1);
+}
+static void test_debian_python311_varied(void) { check_python_args("/usr/bin/python3.11", "", varied_body, 1); }
+
 static void test_python312(void) { check_python("/root/.pyenv/versions/3.12.1/bin/python3.12"); }
 static void test_python310(void) { check_python("/root/.pyenv/versions/3.10.13/bin/python3.10"); }
 static void test_debian_python311(void) { check_python("/usr/bin/python3.11"); }
@@ -382,5 +466,8 @@ int main(void)
 	RUN(test_python310);
 	RUN(test_python312_perf_trampolines);
 	RUN(test_debian_python311);
+	RUN(test_python312_varied);
+	RUN(test_debian_python311_varied);
+	fprintf(stderr, "unwind: %zu walks compared with libunwind's, %zu differ\n", walks_compared, walks_differ);
 	return unit_report("unwind");
 }
