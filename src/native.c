@@ -138,6 +138,13 @@ void native_capture(struct spy *s, pid_t tid, bool guess_ok, void **snapshot)
 	}
 }
 
+void native_step_counts(struct spy *s, uint64_t *cfi, uint64_t *libunwind)
+{
+	*cfi = *libunwind = 0;
+	if (s->native)
+		unwinder_step_counts(s->native->uw, cfi, libunwind);
+}
+
 size_t native_tick_len(struct spy *s, pid_t tid, uint64_t *end)
 {
 	*end = 0;

@@ -32,6 +32,8 @@ void native_capture(struct spy *s, pid_t tid, bool guess_ok, void **snapshot);
  * the held copy), in the same slot as native_capture's. off_cpu: the registers a switch watch
  * noted as the thread left its CPU (all of user_regs_struct), the stack read where it stands. */
 size_t native_tick_len(struct spy *s, pid_t tid, uint64_t *end);
+/* Frames stepped so far by their CFI rules and by libunwind (0 and 0 without --native). */
+void native_step_counts(struct spy *s, uint64_t *cfi, uint64_t *libunwind);
 void native_capture_regs(struct spy *s, pid_t tid, const uint64_t *regs, size_t nregs, bool off_cpu, void **snapshot);
 /* A thread asleep in the kernel, not paused, whose user pc and sp are known (its syscall file):
  * the stack range its capture reads (for target_hold), and the capture itself, kept in the

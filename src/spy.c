@@ -118,17 +118,20 @@ static void spy_report_stats(struct spy *s)
 	long rss_kb = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1;
 	if (n)
 		qsort(s->pause_us.v, n, sizeof(float), float_cmp);
+	uint64_t cfi = 0, lu = 0;
+	native_step_counts(s, &cfi, &lu);
 #define PCT(p) (n ? s->pause_us.v[(size_t)((double)(n - 1) * (p))] : 0.0f)
 	fprintf(stderr, "mixspy-stats: pid %d pauses %zu pause_us p50 %.1f p90 %.1f p99 %.1f max %.1f maxrss_kb %ld "
 		"first_sample_mono %.6f unpaused %llu last_sample_mono %.6f cpu_at_first %.6f cpu_now %.6f "
 		"reads_since_first %llu ticks_since_first %llu watched %llu off_cpu %llu kwalk %llu past %llu "
-		"off_cpu_waiters %llu quiet_tries %llu stop_regs %llu\n",
+		"off_cpu_waiters %llu cfi_steps %llu libunwind_steps %llu quiet_tries %llu stop_regs %llu\n",
 		(int)s->t.pid, n, PCT(0.5), PCT(0.9), PCT(0.99), PCT(1.0), rss_kb, s->first_sample_mono,
 		(unsigned long long)s->unpaused_reads, s->last_sample_mono, s->cpu_at_first, cpu_seconds(),
 		(unsigned long long)(s->t.reads - s->reads_at_first), (unsigned long long)s->ticks_since_first,
 		(unsigned long long)s->watched_reads, (unsigned long long)s->off_cpu_reads,
 		(unsigned long long)s->kwalk_reads, (unsigned long long)s->kwalk_past,
-		(unsigned long long)s->off_cpu_waiters, (unsigned long long)s->quiet_tries,
+		(unsigned long long)s->off_cpu_waiters, (unsigned long long)cfi, (unsigned long long)lu,
+		(unsigned long long)s->quiet_tries,
 		(unsigned long long)s->stop_regs);
 #undef PCT
 }
