@@ -40,7 +40,8 @@ interpreter too, sampled by austin and by mixspy in the same rounds, and both to
 Options: --rounds N (default 5; the threads workload takes three times as many), --period S
 (seconds each stretch lasts, default 1.2), --quick, --python PATH (default Debian's
 /usr/bin/python3), --ext DIR (mixspy_testext built for it), --austin-python PATH and
---austin-ext DIR (an interpreter Debian's austin supports).
+--austin-ext DIR (an interpreter Debian's austin supports). --slowdown (make bench-slowdown) takes
+--kinds deep,threads,mixed,numpy to run only some workloads (sh bench/run.sh --slowdown --kinds threads).
 """
 import argparse
 import array
@@ -454,7 +455,10 @@ def slowdown_main(args):
     rounds (make bench) leave the median +-1-2 points from one run to the next here, wider than a
     1% target; an interval says whether a figure is met, missed, or not decided by the run."""
     rounds = args.rounds or 36
-    kinds = ("deep", "threads", "mixed", "numpy")
+    kinds = tuple(k for k in args.kinds.split(",") if k)
+    unknown = set(kinds) - {"deep", "threads", "mixed", "numpy"}
+    if unknown or not kinds:
+        sys.exit("bench: --kinds takes deep, threads, mixed, numpy (got %s)" % args.kinds)
     load0 = os.getloadavg()
     t_start = time.perf_counter()
     cost = {}
@@ -501,6 +505,8 @@ def slowdown_main(args):
             "%s %+.2f%% [%+.2f, %+.2f]" % ((name,) + f) for name, f in figs)))
 
     for k, target in (("deep", 1), ("threads", 2)):
+        if k not in kinds:
+            continue
         best = min(("blocking", "bpf"), key=lambda m: res[(k, m)][2])
         verdict("blocking 100 Hz slowdown < %d%% on %s (%s)" % (target, k, "pausing" if best == "blocking" else "--bpf"),
                 target, [(k, res[(k, best)])])
@@ -511,6 +517,8 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--slowdown", action="store_true", help="only the 100 Hz slowdowns, many rounds")
     p.add_argument("--rounds", type=int, default=None)
+    p.add_argument("--kinds", default="deep,threads,mixed,numpy",
+                   help="--slowdown: the workloads to run, comma-separated")
     p.add_argument("--period", type=float, default=None)
     p.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_QUICK") == "1")
     p.add_argument("--python", default="/usr/bin/python3")
