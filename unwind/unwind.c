@@ -107,7 +107,7 @@ struct walk_read {
 #define CFI_SAME INT16_MIN
 #define CFI_UNDEF (INT16_MIN + 1)
 #define CFI_NSAVED 6
-#define CFI_MAX_RULES (1u << 20)   /* pcs remembered before the cache starts over */
+#define CFI_MAX_RULES (1u << 16)   /* pcs remembered before the cache starts over (~2.5 MB) */
 static const uint8_t cfi_saved_regs[CFI_NSAVED] = { UNW_X86_64_RBX, UNW_X86_64_RBP, UNW_X86_64_R12,
 						     UNW_X86_64_R13, UNW_X86_64_R14, UNW_X86_64_R15 };
 struct cfi_rule {
@@ -812,7 +812,7 @@ static const struct cfi_rule *cfi_rule_at(struct unwinder *u, uint64_t at)
 	uint64_t ix;
 	if (hmap_get(&u->rule_ix, at, &ix))
 		return ix == CFI_NOT_SIMPLE ? NULL : &u->rules.v[ix - 1];
-	if (u->rules.n >= CFI_MAX_RULES) {
+	if (u->rule_ix.n >= CFI_MAX_RULES) {
 		u->rules.n = 0;
 		hmap_clear(&u->rule_ix);
 	}
