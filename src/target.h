@@ -189,7 +189,6 @@ void target_service(struct target *t);
 /* Detach every seized thread (each is interrupted first: only a stopped tracee can be
  * detached). target_close does it too; the kernel does it if mixspy dies. */
 void target_release_all(struct target *t);
-/* Register fs_base of a stopped thread (pthread_self on x86_64). */
 /* Paused by us in user space with pc on a syscall instruction: the system call it is about to
  * make (number, first argument). A sleep that a pause interrupts is restarted so: the kernel puts
  * the pc back on the instruction and the call's number back in rax, and a thread that loses its
@@ -197,6 +196,7 @@ void target_release_all(struct target *t);
  * file reading -1 - an idle thread that would pass for a running one. Measured: 180 of 3,000
  * pauses of a thread in time.sleep, one pause after another, on a loaded machine. */
 bool target_pending_syscall(struct target *t, pid_t tid, uint64_t pc, long *nr, uint64_t *arg0);
+/* Register fs_base of a stopped thread (pthread_self on x86_64). */
 int target_thread_fs_base(pid_t tid, uint64_t *fs_base);
 
 #endif

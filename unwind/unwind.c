@@ -835,7 +835,7 @@ static bool at_sigreturn(struct unwinder *u, uint64_t pc)
 {
 	static const uint8_t code[9] = { 0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05 };
 	uint8_t b[9];
-	return unwind_read(u, pc, b, 8) == 0 && unwind_read(u, pc + 8, b + 8, 1) == 0 && !memcmp(b, code, 9);
+	return unwind_read(u, pc, b, sizeof b) == 0 && !memcmp(b, code, sizeof b);
 }
 
 /* Step the frame in u->regs by its CFI rules (`exact`: its pc is where it stands - the first
