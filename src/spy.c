@@ -26,6 +26,7 @@ int spy_open(struct spy *s, pid_t pid, struct target *launched, const struct spy
 	memset(s, 0, sizeof(*s));
 	const char *stats = getenv("MIXSPY_STATS");
 	s->stats = stats && !strcmp(stats, "1");
+	s->no_prime = getenv("MIXSPY_NO_PRIME") != NULL;
 	s->pause_log = s->stats && getenv("MIXSPY_PAUSE_LOG") && *getenv("MIXSPY_PAUSE_LOG");
 	s->strs = strs;
 	s->o = *o;
@@ -124,14 +125,15 @@ static void spy_report_stats(struct spy *s)
 	fprintf(stderr, "mixspy-stats: pid %d pauses %zu pause_us p50 %.1f p90 %.1f p99 %.1f max %.1f maxrss_kb %ld "
 		"first_sample_mono %.6f unpaused %llu last_sample_mono %.6f cpu_at_first %.6f cpu_now %.6f "
 		"reads_since_first %llu ticks_since_first %llu watched %llu off_cpu %llu kwalk %llu past %llu "
-		"off_cpu_waiters %llu cfi_steps %llu libunwind_steps %llu quiet_tries %llu stop_regs %llu\n",
+		"off_cpu_waiters %llu cfi_steps %llu libunwind_steps %llu primes %llu quiet_tries %llu "
+		"stop_regs %llu\n",
 		(int)s->t.pid, n, PCT(0.5), PCT(0.9), PCT(0.99), PCT(1.0), rss_kb, s->first_sample_mono,
 		(unsigned long long)s->unpaused_reads, s->last_sample_mono, s->cpu_at_first, cpu_seconds(),
 		(unsigned long long)(s->t.reads - s->reads_at_first), (unsigned long long)s->ticks_since_first,
 		(unsigned long long)s->watched_reads, (unsigned long long)s->off_cpu_reads,
 		(unsigned long long)s->kwalk_reads, (unsigned long long)s->kwalk_past,
 		(unsigned long long)s->off_cpu_waiters, (unsigned long long)cfi, (unsigned long long)lu,
-		(unsigned long long)s->quiet_tries,
+		(unsigned long long)s->t.primes, (unsigned long long)s->quiet_tries,
 		(unsigned long long)s->stop_regs);
 #undef PCT
 }
@@ -795,6 +797,23 @@ static bool read_off_cpu(struct spy *s, const struct py_thread *th, const struct
 	return true;
 }
 
+/* Just before a running th is paused: read what the pause will read (its last chain's ranges,
+ * and --native the stack where it stood last time), so that the pause finds them warm
+ * (target_prime). On the deep workload (Debian's 3.11, 100 Hz, one process, runs alternated)
+ * the median pause went from 60.3 to 54.1 us Python-only, the --native pause's first read
+ * from 13.8 to 8.5 us. A thread not running is not primed: its pause is spent waking it. */
+static void prime_pause(struct spy *s, const struct py_thread *th)
+{
+	if (s->no_prime)
+		return;
+	s->ranges.n = 0;
+	struct target_iov stack;
+	if (s->o.native && native_stack_guess(s, th->os_tid, &stack))
+		vec_push(&s->ranges, stack);
+	py_next_reads(s->py, th, &s->ranges);
+	target_prime(&s->t, s->ranges.v, s->ranges.n);
+}
+
 /* One thread's sample of this tick, as planned: read asleep (quiet, when the plan read it so),
  * off its CPU, in the tick (--bpf), paused, or unpaused (--nonblocking). SAMPLE_SKIP: no sample
  * of it this tick; SAMPLE_RETRY: its read asleep cannot be walked or found it awake, or its read
@@ -810,7 +829,7 @@ static int sample_thread(struct spy *s, struct py_thread *th, const struct threa
 	enum futex_wait fw = pl->fw;
 	bool paused = false;
 	struct err fe = { 0 };
-	double pause_t0 = s->stats ? now_monotonic() : 0;
+	double pause_t0 = 0;   /* MIXSPY_STATS: just before the interrupt */
 	uint64_t head0 = 0, regs[TARGET_NREGS];
 	bool off_cpu = !quiet && (attempt == 0 || (attempt == 1 && pl->quiet)) && !s->o.nonblocking &&
 		       (!s->o.native || s->t.watch_regs) && th->os_tid && read_off_cpu(s, th, pl, &head0, &fw, regs);
@@ -825,10 +844,12 @@ static int sample_thread(struct spy *s, struct py_thread *th, const struct threa
 		if (kr_rc == E_NOPROC)
 			return SAMPLE_SKIP;   /* gone between listing and arming */
 		kernel = kr_rc == 0;
-		if (!kernel && s->stats)
-			pause_t0 = now_monotonic();   /* the pause below is timed on its own */
 	}
 	if (!quiet && !off_cpu && !kernel && !s->o.nonblocking && th->os_tid) {
+		if (running == 1)
+			prime_pause(s, th);
+		if (s->stats)
+			pause_t0 = now_monotonic();
 		if (target_pause_thread(&s->t, th->os_tid, NULL) == 0)
 			paused = true;
 		else

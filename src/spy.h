@@ -64,6 +64,7 @@ struct spy {
 	VEC(float) pause_us;          /* pause -> resume of each sampled thread, microseconds */
 	VEC(double) pause_at;         /* MIXSPY_PAUSE_LOG: when each of them began (CLOCK_MONOTONIC) */
 	bool pause_log;
+	bool no_prime;                /* MIXSPY_NO_PRIME: pauses without target_prime (for comparison) */
 	uint64_t unpaused_reads;      /* MIXSPY_STATS=1: threads read without a pause (see spy.c) */
 	uint64_t quiet_tries;         /* ... threads tried so (in read_quiet's batch) */
 	uint64_t stop_regs;           /* ... --native pauses whose registers came from the watch */

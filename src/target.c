@@ -226,6 +226,9 @@ void target_close(struct target *t)
 	vec_free(&t->held_buf);
 	vec_free(&t->held_iov);
 	vec_free(&t->held_ok);
+	vec_free(&t->prime_buf);
+	vec_free(&t->prime_iov);
+	vec_free(&t->prime_ok);
 	if (t->memfd >= 0)
 		close(t->memfd);
 	for (size_t i = 0; i < t->maps.n; i++)
@@ -527,6 +530,27 @@ size_t target_hold(struct target *t, const struct target_iov *want, size_t n)
 	t->held.n = keep;
 	t->holding = keep > 0;
 	return good;
+}
+
+void target_prime(struct target *t, const struct target_iov *want, size_t n)
+{
+	size_t total = 0, m = 0;
+	for (; m < n && want[m].len <= TARGET_PRIME_MAX - total; m++)
+		total += want[m].len;
+	if (!total)
+		return;
+	vec_reserve(&t->prime_buf, total);
+	vec_reserve(&t->prime_iov, m);
+	vec_reserve(&t->prime_ok, m);
+	size_t off = 0;
+	for (size_t i = 0; i < m; i++) {
+		t->prime_iov.v[i] = (struct target_iov){ want[i].addr, t->prime_buf.v + off, want[i].len };
+		off += want[i].len;
+	}
+	uint64_t reads = t->reads;
+	readv_target(t, t->prime_iov.v, m, t->prime_ok.v);
+	t->primes += t->reads - reads;
+	t->reads = reads;
 }
 
 void target_hold_copied(struct target *t, const struct target_iov *v, size_t n, bool prefix)

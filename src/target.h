@@ -64,6 +64,11 @@ struct target {
 	VEC(bool) held_ok;
 	bool holding;
 	bool hold_prefix;       /* target_hold_copied's `prefix` */
+	/* target_prime's scratch: what it reads is thrown away */
+	VEC(uint8_t) prime_buf;
+	VEC(struct target_iov) prime_iov;
+	VEC(bool) prime_ok;
+	uint64_t primes;        /* target_prime's reads (for MIXSPY_STATS; not in `reads`) */
 	uint64_t held_served;   /* reads served from them (for MIXSPY_STATS) */
 	uint64_t reads;         /* system calls that read its memory (for MIXSPY_STATS) */
 };
@@ -99,6 +104,15 @@ size_t target_readv(struct target *t, const struct target_iov *iov, size_t n, bo
  * copied), so a read of anything else - a word that must be fresh - still reaches the target.
  * Returns how many ranges were copied. */
 size_t target_hold(struct target *t, const struct target_iov *want, size_t n);
+/* Read the ranges want[0..n) (their buf is ignored; at most TARGET_PRIME_MAX bytes in all, the
+ * first ones first) and throw the bytes away, just before the thread they belong to is paused to
+ * read them again. The pause's reads then find warm what a read after 10 ms of idling finds cold
+ * - the target's page tables and pages, the kernel's copy path: measured with bench/floor.c at
+ * 100 Hz, a 27 KB copy in a pause cost ~30 us more than a bare pause, and ~1 us more when the
+ * same range had been read just before the interrupt (into another buffer). Costs mixspy one
+ * read; the thread runs meanwhile. */
+#define TARGET_PRIME_MAX (256 * 1024)
+void target_prime(struct target *t, const struct target_iov *want, size_t n);
 /* Hold bytes already copied (v[i].buf, from v[i].addr) as target_hold holds what it reads. With
  * `prefix`, a partial read (target_read_partial) that starts inside a held range is served the
  * part it holds, as a read at the end of a mapping is (kwalk's copies end where a chunk ends). */
