@@ -910,9 +910,12 @@ static int sample_thread(struct spy *s, struct py_thread *th, const struct threa
 		 * native registers and stack top); the rest is worked out once it runs again. */
 		/* --native: the stack top is read ahead (where it was last time) with the frame
 		 * chain's first read; the registers, read after it, say whether that was it. */
+		/* 3.11+: the chain is walked through that read once the thread runs again (should
+		 * the walk need more, it is paused and read again, walked while it stands). */
 		struct target_iov stack;
 		bool guess = s->o.native && native_stack_guess(s, th->os_tid, &stack), guess_ok = false;
-		rc = py_copy_frames(s->py, th, guess ? &stack : NULL, &guess_ok, &fe);
+		rc = again ? py_copy_frames(s->py, th, guess ? &stack : NULL, &guess_ok, &fe)
+			   : py_copy_frames_begin(s->py, th, guess ? &stack : NULL, &guess_ok, &fe);
 		th->holds_gil = py_thread_holds_gil(s->py, th);
 		if (!rc && s->o.native)
 			native_capture(s, th->os_tid, guess_ok, &native_snapshot);
@@ -921,6 +924,12 @@ static int sample_thread(struct spy *s, struct py_thread *th, const struct threa
 			vec_push(&s->pause_us, (float)((now_monotonic() - pause_t0) * 1e6));
 			if (s->pause_log)
 				vec_push(&s->pause_at, pause_t0);
+		}
+		if (!rc && !again)
+			rc = py_copy_frames_end(s->py, th, &fe);
+		if (rc == E_AGAIN) {
+			native_snapshot_free(native_snapshot);
+			return SAMPLE_RETRY;
 		}
 		if (!rc)
 			rc = py_decode_frames(s->py, th, s->o.linemode, &fe);

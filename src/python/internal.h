@@ -75,6 +75,10 @@ struct py_proc {
 	 * of those reads were complete */
 	const struct py_thread *ahead_th;
 	bool ahead_ok[8];
+	/* py_copy_frames_begin: a 3.11+ walk left for py_copy_frames_end (its first frame and the
+	 * current frame's cframe; walk_th NULL: none pending) */
+	struct py_thread *walk_th;
+	uint64_t walk_f, walk_cframe, walk_ds0;
 	/* py_copy_frames' extra range, read with the first read of the copy (then cleared) */
 	const struct target_iov *extra;
 	bool *extra_ok;

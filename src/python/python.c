@@ -1362,14 +1362,30 @@ static int walk_frames_interp(struct py_proc *p, struct py_thread *th, uint64_t 
 	return 0;
 }
 
-static int copy_frames_interp(struct py_proc *p, struct py_thread *th)
+/* 3.11+, the part that needs the thread to stand still: the first read and the data stack
+ * copy. What the walk needs next is left in p->walk_*. */
+static int copy_frames_interp_begin(struct py_proc *p, struct py_thread *th)
 {
 	uint64_t f = 0, cframe = 0, ds[2] = { 0, 0 };
 	int rc = first_read(p, th, &f, &cframe, ds);
-	if (!rc && f) {
+	if (!rc && f)
 		copy_datastack(p, th, ds[0], ds[1]);
-		rc = walk_frames_interp(p, th, f);
-	}
+	p->walk_th = th;
+	p->walk_f = rc ? 0 : f;
+	p->walk_cframe = cframe;
+	p->walk_ds0 = ds[0];
+	return rc;
+}
+
+/* The walk through what copy_frames_interp_begin copied (the older chunks it reaches are read
+ * then, live). */
+static int copy_frames_interp_end(struct py_proc *p, struct py_thread *th, int rc)
+{
+	uint64_t reads = p->t->reads;
+	if (!rc && p->walk_f)
+		rc = walk_frames_interp(p, th, p->walk_f);
+	th->walk_live = p->t->reads != reads;
+	p->walk_th = NULL;
 	p->ahead_th = NULL;
 	for (size_t i = 0; !rc && i < th->raw.n; i++) {
 		bool in_chunk = false;
@@ -1380,10 +1396,15 @@ static int copy_frames_interp(struct py_proc *p, struct py_thread *th)
 			remember_seen_shim(th, th->raw.v[i].frame);
 	}
 	/* Read ahead next time only what this copy really found at the chunks' starts. */
-	if (rc || !p->nregions || p->regions[0].addr != ds[0])
+	if (rc || !p->nregions || p->regions[0].addr != p->walk_ds0)
 		p->nregions = 0;
-	remember_ahead(p, th, rc ? 0 : cframe);
+	remember_ahead(p, th, rc ? 0 : p->walk_cframe);
 	return rc;
+}
+
+static int copy_frames_interp(struct py_proc *p, struct py_thread *th)
+{
+	return copy_frames_interp_end(p, th, copy_frames_interp_begin(p, th));
 }
 
 static bool is_shim(const struct py_layout *L, uint8_t owner);
@@ -1483,8 +1504,7 @@ void py_tick_reads(struct py_proc *p, struct py_thread *th, struct py_chases *ou
 #undef CHASE
 }
 
-int py_copy_frames(struct py_proc *p, struct py_thread *th, const struct target_iov *extra, bool *extra_ok,
-		   struct err *e)
+static void copy_start(struct py_proc *p, struct py_thread *th, const struct target_iov *extra, bool *extra_ok)
 {
 	p->extra = extra && extra_ok ? extra : NULL;
 	p->extra_ok = extra_ok;
@@ -1495,13 +1515,51 @@ int py_copy_frames(struct py_proc *p, struct py_thread *th, const struct target_
 	th->truncated = false;
 	p->tsnap_addr = 0;   /* kept until py_decode_frames: py_thread_holds_gil reads it meanwhile */
 	p->gilsnap_ok = false;
-	int rc = p->layout.frame_model == PYFRAME_OBJECT ? copy_frames_object(p, th) : copy_frames_interp(p, th);
+}
+
+static int copy_done(struct py_proc *p, struct py_thread *th, int rc, struct err *e)
+{
 	p->nregions = 0;
 	p->extra = NULL;
 	if (rc)
 		return err_set(e, target_alive(p->t) ? rc : E_NOPROC, "Failed to read the frames of thread %#lx",
 			       (unsigned long)th->thread_id);
 	return 0;
+}
+
+int py_copy_frames(struct py_proc *p, struct py_thread *th, const struct target_iov *extra, bool *extra_ok,
+		   struct err *e)
+{
+	copy_start(p, th, extra, extra_ok);
+	int rc = p->layout.frame_model == PYFRAME_OBJECT ? copy_frames_object(p, th) : copy_frames_interp(p, th);
+	return copy_done(p, th, rc, e);
+}
+
+int py_copy_frames_begin(struct py_proc *p, struct py_thread *th, const struct target_iov *extra, bool *extra_ok,
+			 struct err *e)
+{
+	if (p->layout.frame_model == PYFRAME_OBJECT || th->walk_live)
+		return py_copy_frames(p, th, extra, extra_ok, e);
+	copy_start(p, th, extra, extra_ok);
+	int rc = copy_frames_interp_begin(p, th);
+	p->extra = NULL;
+	if (rc) {
+		p->walk_th = NULL;
+		p->ahead_th = NULL;
+		remember_ahead(p, th, 0);
+		return copy_done(p, th, rc, e);
+	}
+	return 0;
+}
+
+int py_copy_frames_end(struct py_proc *p, struct py_thread *th, struct err *e)
+{
+	if (p->walk_th != th)
+		return 0;   /* py_copy_frames_begin did it all */
+	int rc = copy_done(p, th, copy_frames_interp_end(p, th, 0), e);
+	if (!rc && th->walk_live)
+		rc = err_set(e, E_AGAIN, "Thread %#lx's chain went past its copy", (unsigned long)th->thread_id);
+	return rc;
 }
 
 /* 3.12+: frames owned by the C stack (3.12, 3.13: owner 3) or the interpreter (3.14: owner >= 3)

@@ -73,6 +73,7 @@ struct py_thread {
 	/* 3.12+: frames its recent copies found outside the data stack (the entry shims in the eval
 	 * loop's C frames), newest first, for py_tick_reads */
 	uint64_t seen_shims[8];
+	bool walk_live;          /* 3.11+: its last walk read more than the first read copied */
 };
 
 enum py_linemode {
@@ -117,6 +118,16 @@ void py_tick_reads(struct py_proc *p, struct py_thread *th, struct py_chases *ou
  * yourself). */
 int py_copy_frames(struct py_proc *p, struct py_thread *th, const struct target_iov *extra, bool *extra_ok,
 		   struct err *e);
+/* py_copy_frames in two parts, so that the thread need stand still for the first alone: from
+ * 3.11, _begin copies the thread state and data stack (the first read) and _end walks the chain
+ * through that copy, once the thread runs again. A walk that had to read anything more (an older
+ * chunk, a frame outside the data stack) read it from the running thread: _end then fails with
+ * E_AGAIN (read it again paused, with py_copy_frames). Up to 3.10, and for a thread whose last
+ * walk had to read more (3.12+'s entry shims live on the C stack), _begin does it all. Between
+ * the two, nothing but py_thread_holds_gil may use p. */
+int py_copy_frames_begin(struct py_proc *p, struct py_thread *th, const struct target_iov *extra, bool *extra_ok,
+			 struct err *e);
+int py_copy_frames_end(struct py_proc *p, struct py_thread *th, struct err *e);
 /* The rest, after the thread runs again: code objects (validated in one vectored read, cached
  * by address), names, lines, entry marks. */
 int py_decode_frames(struct py_proc *p, struct py_thread *th, enum py_linemode mode, struct err *e);
