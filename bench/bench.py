@@ -29,8 +29,9 @@ competing counterpart:
   first sample time from starting `record --native --pid` to its first sample, numpy imported
   floor        what the machine charges for a pause before anything is read (bench/floor.c: a busy C
                loop on another CPU, seized throughout, interrupted and let go at 100 Hz, timed as
-               mixspy times its pauses), bare and with a 27 KB copy while it stands (what a --native
-               pause of the deep workload copies); taken at the start, the middle and the end
+               mixspy times its pauses), bare, with a 27 KB copy while it stands (what a --native
+               pause of the deep workload copies), and with that copy primed (read once just
+               before the interrupt, as mixspy does); taken at the start, the middle and the end
   CPU alone    the threads workload beside a process that burns, 100 times a second, the CPU time
                mixspy blocking took per tick there (floor burn), nothing else: what mixspy's CPU
                costs the target by itself; the rest of mixspy's slowdown is its pauses
@@ -294,16 +295,17 @@ def stretches(py, kind, ext, tmp, configs, rounds, secs):
 
 
 def floor(secs):
-    """bench/floor.c for secs at 100 Hz: {"bare": (p50, p99), "copy": (p50, p99)} in us, or None
-    when it is not built or cannot pause here."""
+    """bench/floor.c for secs at 100 Hz: {"bare": (p50, p99), "copy": (p50, p99), "primed": (p50,
+    p99)} in us, or None when it is not built or cannot pause here."""
     if not os.access(FLOOR, os.X_OK):
         return None
     r = subprocess.run([FLOOR, str(secs), "100", str(27 * 1024)], capture_output=True, text=True, timeout=secs + 30)
     f = r.stdout.split()
-    if r.returncode != 0 or len(f) != 8:
+    if r.returncode != 0 or len(f) != 12:
         sys.stderr.write("bench: floor: %s" % (r.stderr or r.stdout))
         return None
-    return {"bare": (float(f[2]), float(f[3])), "copy": (float(f[6]), float(f[7]))}
+    return {"bare": (float(f[2]), float(f[3])), "copy": (float(f[6]), float(f[7])),
+            "primed": (float(f[10]), float(f[11]))}
 
 
 def standstills(py, tmp, mode, secs):
@@ -659,7 +661,7 @@ def main():
             print("  %-9s no pause matched (%d pauses)" % (m, n))
     if floors:
         print("Machine floor (bench/floor.c, 100 Hz, %d s each; start, middle, end): a pause that reads nothing" % still_secs)
-        for what, label in (("bare", "nothing read"), ("copy", "27 KB copied")):
+        for what, label in (("bare", "nothing read"), ("copy", "27 KB copied"), ("primed", "27 KB, primed")):
             print("  %-12s p50 %s us  p99 %s us" % (
                 label, " / ".join("%.1f" % f[what][0] for f in floors),
                 " / ".join("%.1f" % f[what][1] for f in floors)))
@@ -716,8 +718,9 @@ def main():
           ", ".join("%s %+.1f%%" % (k, v) for k, v in nat))
     dp50 = statistics.median(x["p50"] for _, x, _ in cost["deep"][native100])
     seen = sorted(still["native"][0])
-    fl = ", machine floor with a 27 KB copy %.1f us (median of %d)" % (
-        statistics.median(f["copy"][0] for f in floors), len(floors)) if floors else ""
+    fl = ", machine floor with a 27 KB copy %.1f us, primed %.1f us (medians of %d)" % (
+        statistics.median(f["copy"][0] for f in floors), statistics.median(f["primed"][0] for f in floors),
+        len(floors)) if floors else ""
     check("--native 100 Hz median pause < 50 us on deep", dp50 < 50,
           "%.1f us in mixspy's view%s%s" % (dp50, ", %.1f us standstill seen by the target (clock)" % seen[len(seen) // 2]
                                              if seen else "", fl))

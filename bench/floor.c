@@ -3,12 +3,14 @@
  * a plain C loop (no Python, writing over a 32 KB buffer as a running thread writes its stack) is
  * seized once and then, RATE times a second for SECONDS, interrupted, waited for, and let go -
  * the same calls mixspy's pause makes (PTRACE_INTERRUPT, a waitpid poll, PTRACE_CONT). Each
- * pause is timed as mixspy times its own: from before the interrupt to after the resume. Every
- * other pause also copies COPY bytes of the child's buffer while it stands (one
- * process_vm_readv, as a --native pause copies stack and frames), so both are measured side by
- * side, in the same stretch. With two CPUs or more the child runs on one and we on another.
+ * pause is timed as mixspy times its own: from before the interrupt to after the resume. Of
+ * every three pauses, one reads nothing, one copies COPY bytes of the child's buffer while it
+ * stands (one process_vm_readv, as a --native pause copies stack and frames), and one copies
+ * them too, after reading them once just before the interrupt and throwing them away (primed, as
+ * mixspy's pauses of running threads are: target_prime). All three are measured side by side,
+ * in the same stretch. With two CPUs or more the child runs on one and we on another.
  *
- *   floor SECONDS RATE COPY  ->  "bare N p50 p99 copy N p50 p99" (microseconds)
+ *   floor SECONDS RATE COPY  ->  "bare N p50 p99 copy N p50 p99 primed N p50 p99" (microseconds)
  *
  * Its other mode stands in for a profiler's CPU time alone: RATE times a second it wakes and
  * spins for US microseconds, touching nothing of the target.
@@ -129,23 +131,30 @@ int main(int argc, char **argv)
 		pin_to(0);
 	int rc = 1;
 	double *bare = calloc(MAX_PAUSES, sizeof(double)), *copied = calloc(MAX_PAUSES, sizeof(double));
-	char *local = malloc(BUF_LEN);
-	size_t nb = 0, nc = 0;
-	if (!bare || !copied || !local || ptrace(PTRACE_SEIZE, pid, 0, 0) != 0) {
+	double *primed = calloc(MAX_PAUSES, sizeof(double));
+	char *local = malloc(BUF_LEN), *thrown = malloc(BUF_LEN);
+	size_t nb = 0, nc = 0, np = 0;
+	if (!bare || !copied || !primed || !local || !thrown || ptrace(PTRACE_SEIZE, pid, 0, 0) != 0) {
 		perror("floor: PTRACE_SEIZE");
 		goto out;
 	}
 	struct timespec gap = { 0, 1000000000L / rate };
 	double end = now_us() + secs * 1e6;
-	for (int i = 0; now_us() < end && nb < MAX_PAUSES && nc < MAX_PAUSES; i++) {
+	for (int i = 0; now_us() < end && nb < MAX_PAUSES && nc < MAX_PAUSES && np < MAX_PAUSES; i++) {
+		int kind = i % 3;   /* 0 bare, 1 copy, 2 primed copy */
 		nanosleep(&gap, NULL);
+		struct iovec r = { child_buf, copy };
+		if (kind == 2) {
+			struct iovec t = { thrown, copy };
+			process_vm_readv(pid, &t, 1, &r, 1, 0);
+		}
 		double t0 = now_us();
 		if (ptrace(PTRACE_INTERRUPT, pid, 0, 0) != 0 || wait_stop(pid) != 0) {
 			perror("floor: pause");
 			goto out;
 		}
-		if (i & 1) {
-			struct iovec l = { local, copy }, r = { child_buf, copy };
+		if (kind) {
+			struct iovec l = { local, copy };
 			if (process_vm_readv(pid, &l, 1, &r, 1, 0) != (ssize_t)copy) {
 				perror("floor: process_vm_readv");
 				goto out;
@@ -156,7 +165,9 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		double t = now_us() - t0;
-		if (i & 1)
+		if (kind == 2)
+			primed[np++] = t;
+		else if (kind == 1)
 			copied[nc++] = t;
 		else
 			bare[nb++] = t;
@@ -164,6 +175,8 @@ int main(int argc, char **argv)
 	print_row("bare", bare, nb);
 	printf(" ");
 	print_row("copy", copied, nc);
+	printf(" ");
+	print_row("primed", primed, np);
 	printf("\n");
 	rc = 0;
 out:
@@ -171,6 +184,8 @@ out:
 	waitpid(pid, NULL, __WALL);
 	free(bare);
 	free(copied);
+	free(primed);
 	free(local);
+	free(thrown);
 	return rc;
 }
