@@ -71,10 +71,13 @@ struct py_proc {
 	size_t tsnap_len;
 	uint64_t gilsnap;
 	bool gilsnap_ok;
-	/* during a 3.11+ copy: the thread whose chunks were read ahead into regions[k], and which
-	 * of those reads were complete */
+	/* during a 3.11+ copy: the thread whose chunks were read ahead, and which chunk's bytes
+	 * regions[k] holds (ahead_addr[k], 0: none or incomplete; ahead_len[k] bytes from it). A
+	 * chunk is taken from whichever slot holds it (ahead_take): the current chunk of one pause
+	 * is an older one at the next when the chain grew into a new chunk, and back. */
 	const struct py_thread *ahead_th;
-	bool ahead_ok[8];
+	uint64_t ahead_addr[8];
+	size_t ahead_len[8];
 	/* py_copy_frames_begin: a 3.11+ walk left for py_copy_frames_end (its first frame and the
 	 * current frame's cframe; walk_th NULL: none pending) */
 	struct py_thread *walk_th;

@@ -971,6 +971,52 @@ static bool region_copy(struct py_proc *p, struct py_region *r, uint64_t start, 
 
 static bool prev_chunk_ahead(struct py_proc *p, int k, uint64_t chunk);
 
+static void region_swap(struct py_proc *p, int a, int b)
+{
+	struct py_region r = p->regions[a];
+	p->regions[a] = p->regions[b];
+	p->regions[b] = r;
+	uint64_t addr = p->ahead_addr[a];
+	p->ahead_addr[a] = p->ahead_addr[b];
+	p->ahead_addr[b] = addr;
+	size_t len = p->ahead_len[a];
+	p->ahead_len[a] = p->ahead_len[b];
+	p->ahead_len[b] = len;
+}
+
+#define NSLOTS ((int)(sizeof p->regions / sizeof p->regions[0]))
+
+/* regions[k] is about to be copied into: read-ahead bytes it holds move to a free slot past
+ * it (they may be the chunk the chain reaches next). */
+static void ahead_spare(struct py_proc *p, int k)
+{
+	if (!p->ahead_th || !p->ahead_addr[k])
+		return;
+	for (int j = k + 1; j < NSLOTS; j++)
+		if (!p->ahead_addr[j]) {
+			region_swap(p, k, j);
+			return;
+		}
+	p->ahead_addr[k] = 0;
+}
+
+/* The read-ahead of chunk, from whichever slot at or past k holds it, moved into regions[k];
+ * *len: how many bytes of it were read. */
+static bool ahead_take(struct py_proc *p, int k, uint64_t chunk, size_t *len)
+{
+	if (!p->ahead_th || !chunk)
+		return false;
+	for (int j = k; j < NSLOTS; j++)
+		if (p->ahead_addr[j] == chunk) {
+			if (j != k)
+				region_swap(p, k, j);
+			*len = p->ahead_len[k];
+			p->ahead_addr[k] = 0;   /* taken */
+			return true;
+		}
+	return false;
+}
+
 /* Copy the next older data stack chunk (the chain went past the ones copied so far): one read
  * of its header and the first CHUNK_GUESS bytes, a second one only for a bigger chunk - unless
  * the first read of the pause read it ahead. */
@@ -982,6 +1028,7 @@ static bool copy_prev_chunk(struct py_proc *p)
 		return false;
 	if (prev_chunk_ahead(p, p->nregions, chunk))
 		return true;
+	ahead_spare(p, p->nregions);
 	struct py_region *r = &p->regions[p->nregions];
 	if (!region_copy(p, r, chunk, CHUNK_GUESS) || r->len < CHUNK_HEADER)
 		return false;
@@ -1031,9 +1078,12 @@ static void copy_datastack(struct py_proc *p, const struct py_thread *th, uint64
 		start = top + 128 - MAX_CHUNK_COPY;
 		len = MAX_CHUNK_COPY;
 	}
+	size_t ahead = 0;
+	bool took = p->ahead_th == th && start == chunk && ahead_take(p, 0, chunk, &ahead);
+	if (!took)
+		ahead_spare(p, 0);
 	struct py_region *r = &p->regions[0];
-	if (p->ahead_th == th && th->spec_nchunks && p->ahead_ok[0] && start == chunk &&
-	    th->spec_chunks[0].addr == chunk && th->spec_chunks[0].len >= len) {
+	if (took && ahead >= len) {
 		r->addr = chunk;
 		r->len = (size_t)len;
 	} else if (!region_copy(p, r, start, len)) {
@@ -1045,19 +1095,17 @@ static void copy_datastack(struct py_proc *p, const struct py_thread *th, uint64
 }
 
 /* The read-ahead of older chunk k (copy_prev_chunk): valid when the last pause read the same
- * chunk there and the bytes cover its used part. */
+ * chunk (in any slot: ahead_take) and the bytes cover its used part. */
 static bool prev_chunk_ahead(struct py_proc *p, int k, uint64_t chunk)
 {
-	const struct py_thread *th = p->ahead_th;
-	if (!th || k >= th->spec_nchunks || !p->ahead_ok[k] || th->spec_chunks[k].addr != chunk)
+	size_t ahead = 0;
+	if (!ahead_take(p, k, chunk, &ahead) || ahead < CHUNK_HEADER)
 		return false;
 	struct py_region *r = &p->regions[k];
 	uint64_t hdr[3];
-	if (th->spec_chunks[k].len < CHUNK_HEADER)
-		return false;
 	memcpy(hdr, r->buf, sizeof hdr);
 	uint64_t used = CHUNK_HEADER + hdr[2] * 8;
-	if (hdr[2] > MAX_CHUNK_COPY / 8 || used > hdr[1] || used > th->spec_chunks[k].len)
+	if (hdr[2] > MAX_CHUNK_COPY / 8 || used > hdr[1] || used > ahead)
 		return false;
 	r->addr = chunk;
 	r->len = (size_t)used;
@@ -1264,8 +1312,10 @@ static int first_read(struct py_proc *p, struct py_thread *th, uint64_t *f, uint
 	p->tsnap_len = (size_t)(hi - lo);
 	p->gilsnap_ok = gil_at && ok[gil_at];
 	p->ahead_th = nchunks ? th : NULL;
-	for (int k = 0; k < nchunks; k++)
-		p->ahead_ok[k] = ok[chunks_at + (size_t)k];
+	for (int k = 0; k < 8; k++) {
+		p->ahead_addr[k] = k < nchunks && ok[chunks_at + (size_t)k] ? th->spec_chunks[k].addr : 0;
+		p->ahead_len[k] = k < nchunks ? th->spec_chunks[k].len : 0;
+	}
 	uint64_t v = 0;
 	tsnap_field(p, th->tstate, frame_off, &v, 8);
 	if (via_cframe) {
@@ -1310,15 +1360,13 @@ static void remember_ahead(struct py_proc *p, struct py_thread *th, uint64_t cfr
 		if (r->len < CHUNK_HEADER)
 			break;
 		memcpy(hdr, r->buf, sizeof hdr);
-		size_t len = r->len;
-		if (k == 0) {
-			/* the chunk's own size bounds the read (past it may be unmapped) */
-			len += 2048;
-			if (hdr[1] >= CHUNK_HEADER && len > hdr[1])
-				len = (size_t)hdr[1];
-			if (len < r->len)
-				len = r->len;
-		}
+		/* the chunk's own size bounds the read (past it may be unmapped); an older chunk
+		 * gets the innermost frame's header too, for when the chain returns into it */
+		size_t len = r->len + (k == 0 ? 2048 : 128);
+		if (hdr[1] >= CHUNK_HEADER && len > hdr[1])
+			len = (size_t)hdr[1];
+		if (len < r->len)
+			len = r->len;
 		th->spec_chunks[k].addr = r->addr;
 		th->spec_chunks[k].len = len;
 		th->spec_nchunks = k + 1;
