@@ -60,7 +60,16 @@ struct py_proc {
 	VEC(struct target_iov) names_iov;
 	/* Memory copied in bulk for the current py_copy_frames (3.11+ data stack chunks: the current
 	 * one, then older ones as the chain reaches them). */
-	struct py_region { uint64_t addr; size_t len; uint8_t *buf; size_t cap; } regions[8];
+	struct py_region {
+		uint64_t addr;
+		size_t len;
+		uint8_t *buf;
+		size_t cap;
+		/* during a 3.11+ copy: the chunk whose read-ahead buf holds (0: none, incomplete, or
+		 * taken), ahead_len bytes of it */
+		uint64_t ahead;
+		size_t ahead_len;
+	} regions[8];
 	int nregions;
 	uint64_t chunk_prev;          /* the next older data stack chunk not copied yet, 0 if none */
 	/* 3.11+: the thread state's fields read by the first read of the current pause (from
@@ -71,13 +80,11 @@ struct py_proc {
 	size_t tsnap_len;
 	uint64_t gilsnap;
 	bool gilsnap_ok;
-	/* during a 3.11+ copy: the thread whose chunks were read ahead, and which chunk's bytes
-	 * regions[k] holds (ahead_addr[k], 0: none or incomplete; ahead_len[k] bytes from it). A
-	 * chunk is taken from whichever slot holds it (ahead_take): the current chunk of one pause
-	 * is an older one at the next when the chain grew into a new chunk, and back. */
+	/* during a 3.11+ copy: the thread whose chunks were read ahead (into regions[k], as its
+	 * `ahead` says). A chunk is taken from whichever region holds it (ahead_take): the current
+	 * chunk of one pause is an older one at the next when the chain grew into a new chunk, and
+	 * back. */
 	const struct py_thread *ahead_th;
-	uint64_t ahead_addr[8];
-	size_t ahead_len[8];
 	/* py_copy_frames_begin: a 3.11+ walk left for py_copy_frames_end (its first frame and the
 	 * current frame's cframe; walk_th NULL: none pending) */
 	struct py_thread *walk_th;

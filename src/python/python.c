@@ -976,12 +976,6 @@ static void region_swap(struct py_proc *p, int a, int b)
 	struct py_region r = p->regions[a];
 	p->regions[a] = p->regions[b];
 	p->regions[b] = r;
-	uint64_t addr = p->ahead_addr[a];
-	p->ahead_addr[a] = p->ahead_addr[b];
-	p->ahead_addr[b] = addr;
-	size_t len = p->ahead_len[a];
-	p->ahead_len[a] = p->ahead_len[b];
-	p->ahead_len[b] = len;
 }
 
 #define NSLOTS ((int)(sizeof p->regions / sizeof p->regions[0]))
@@ -990,14 +984,14 @@ static void region_swap(struct py_proc *p, int a, int b)
  * it (they may be the chunk the chain reaches next). */
 static void ahead_spare(struct py_proc *p, int k)
 {
-	if (!p->ahead_th || !p->ahead_addr[k])
+	if (!p->ahead_th || !p->regions[k].ahead)
 		return;
 	for (int j = k + 1; j < NSLOTS; j++)
-		if (!p->ahead_addr[j]) {
+		if (!p->regions[j].ahead) {
 			region_swap(p, k, j);
 			return;
 		}
-	p->ahead_addr[k] = 0;
+	p->regions[k].ahead = 0;
 }
 
 /* The read-ahead of chunk, from whichever slot at or past k holds it, moved into regions[k];
@@ -1007,11 +1001,11 @@ static bool ahead_take(struct py_proc *p, int k, uint64_t chunk, size_t *len)
 	if (!p->ahead_th || !chunk)
 		return false;
 	for (int j = k; j < NSLOTS; j++)
-		if (p->ahead_addr[j] == chunk) {
+		if (p->regions[j].ahead == chunk) {
 			if (j != k)
 				region_swap(p, k, j);
-			*len = p->ahead_len[k];
-			p->ahead_addr[k] = 0;   /* taken */
+			*len = p->regions[k].ahead_len;
+			p->regions[k].ahead = 0;   /* taken */
 			return true;
 		}
 	return false;
@@ -1312,9 +1306,9 @@ static int first_read(struct py_proc *p, struct py_thread *th, uint64_t *f, uint
 	p->tsnap_len = (size_t)(hi - lo);
 	p->gilsnap_ok = gil_at && ok[gil_at];
 	p->ahead_th = nchunks ? th : NULL;
-	for (int k = 0; k < 8; k++) {
-		p->ahead_addr[k] = k < nchunks && ok[chunks_at + (size_t)k] ? th->spec_chunks[k].addr : 0;
-		p->ahead_len[k] = k < nchunks ? th->spec_chunks[k].len : 0;
+	for (int k = 0; k < NSLOTS; k++) {
+		p->regions[k].ahead = k < nchunks && ok[chunks_at + (size_t)k] ? th->spec_chunks[k].addr : 0;
+		p->regions[k].ahead_len = k < nchunks ? th->spec_chunks[k].len : 0;
 	}
 	uint64_t v = 0;
 	tsnap_field(p, th->tstate, frame_off, &v, 8);
@@ -1591,13 +1585,7 @@ int py_copy_frames_begin(struct py_proc *p, struct py_thread *th, const struct t
 	copy_start(p, th, extra, extra_ok);
 	int rc = copy_frames_interp_begin(p, th);
 	p->extra = NULL;
-	if (rc) {
-		p->walk_th = NULL;
-		p->ahead_th = NULL;
-		remember_ahead(p, th, 0);
-		return copy_done(p, th, rc, e);
-	}
-	return 0;
+	return rc ? copy_done(p, th, copy_frames_interp_end(p, th, rc), e) : 0;
 }
 
 int py_copy_frames_end(struct py_proc *p, struct py_thread *th, struct err *e)
