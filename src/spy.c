@@ -805,14 +805,13 @@ static bool read_off_cpu(struct spy *s, const struct py_thread *th, const struct
  * --native pauses were 2 to 6.5 us shorter in 3 of 4 runs (mixspy's reads of the thread list
  * before it warm part of the same path). A thread not running is not primed: its pause is
  * spent waking it. */
-static void prime_pause(struct spy *s, const struct py_thread *th)
+static void prime_pause(struct spy *s, const struct py_thread *th, const struct target_iov *stack)
 {
 	if (s->no_prime)
 		return;
 	s->ranges.n = 0;
-	struct target_iov stack;
-	if (s->o.native && native_stack_guess(s, th->os_tid, &stack))
-		vec_push(&s->ranges, stack);
+	if (stack)
+		vec_push(&s->ranges, *stack);
 	py_next_reads(s->py, th, &s->ranges);
 	target_prime(&s->t, s->ranges.v, s->ranges.n);
 }
@@ -848,9 +847,14 @@ static int sample_thread(struct spy *s, struct py_thread *th, const struct threa
 			return SAMPLE_SKIP;   /* gone between listing and arming */
 		kernel = kr_rc == 0;
 	}
+	/* --native: where the stack top is guessed to be, for the pause below to read with the
+	 * frame chain (and to prime) */
+	struct target_iov stack;
+	bool guess = false;
 	if (!quiet && !off_cpu && !kernel && !s->o.nonblocking && th->os_tid) {
+		guess = s->o.native && native_stack_guess(s, th->os_tid, &stack);
 		if (running == 1)
-			prime_pause(s, th);
+			prime_pause(s, th, guess ? &stack : NULL);
 		if (s->stats)
 			pause_t0 = now_monotonic();
 		if (target_pause_thread(&s->t, th->os_tid, NULL) == 0)
@@ -915,8 +919,7 @@ static int sample_thread(struct spy *s, struct py_thread *th, const struct threa
 		 * chain's first read; the registers, read after it, say whether that was it. */
 		/* 3.11+: the chain is walked through that read once the thread runs again (should
 		 * the walk need more, it is paused and read again, walked while it stands). */
-		struct target_iov stack;
-		bool guess = s->o.native && native_stack_guess(s, th->os_tid, &stack), guess_ok = false;
+		bool guess_ok = false;
 		rc = again ? py_copy_frames(s->py, th, guess ? &stack : NULL, &guess_ok, &fe)
 			   : py_copy_frames_begin(s->py, th, guess ? &stack : NULL, &guess_ok, &fe);
 		th->holds_gil = py_thread_holds_gil(s->py, th);
