@@ -13,9 +13,17 @@
  *   floor SECONDS RATE COPY  ->  "bare N p50 p99 copy N p50 p99 primed N p50 p99" (microseconds)
  *
  * Its other mode stands in for a profiler's CPU time alone: RATE times a second it wakes and
- * spins for US microseconds, touching nothing of the target.
+ * spins for US microseconds, touching nothing of the target (with DUTY_MS, only in every other
+ * DUTY_MS phase, as below).
  *
- *   floor burn US RATE SECONDS
+ *   floor burn US RATE SECONDS [DUTY_MS]
+ *
+ * A third stands in for the pauses alone, on a thread of a workload (the deep one's): RATE times
+ * a second it interrupts thread TID, waits for the stop and lets it go, reading nothing - in
+ * every other DUTY_MS phase of the monotonic clock, as mixspy samples under MIXSPY_DUTY, so that
+ * bench.py measures what bare pauses cost that workload the way it measures mixspy.
+ *
+ *   floor pause TID RATE SECONDS DUTY_MS  ->  "pauses N p50 p99"
  *
  * Run by bench/bench.py; `make bench` builds it.
  */
@@ -86,13 +94,15 @@ static int wait_stop(pid_t pid)
 	return WIFSTOPPED(status) ? 0 : -1;
 }
 
-static int burn(double us, int rate, double secs)
+static int burn(double us, int rate, double secs, double duty_ms)
 {
 	struct timespec gap = { 0, 1000000000L / rate };
-	double end = now_us() + secs * 1e6;
+	double end = now_us() + secs * 1e6, phase = duty_ms * 1e3;
 	volatile unsigned long spins = 0;
 	while (now_us() < end) {
 		nanosleep(&gap, NULL);
+		if (phase > 0 && ((long long)(now_us() / phase) & 1))
+			continue;
 		double until = now_us() + us;
 		while (now_us() < until)
 			spins++;
@@ -100,12 +110,47 @@ static int burn(double us, int rate, double secs)
 	return 0;
 }
 
+static int pause_only(pid_t tid, int rate, double secs, double duty_ms)
+{
+	double *v = calloc(MAX_PAUSES, sizeof(double));
+	size_t n = 0;
+	if (!v || ptrace(PTRACE_SEIZE, tid, 0, 0) != 0) {
+		perror("floor: PTRACE_SEIZE");
+		free(v);
+		return 1;
+	}
+	struct timespec gap = { 0, 1000000000L / rate };
+	double end = now_us() + secs * 1e6, phase = duty_ms * 1e3;
+	int rc = 0;
+	while (now_us() < end && n < MAX_PAUSES) {
+		nanosleep(&gap, NULL);
+		if ((long long)(now_us() / phase) & 1)
+			continue;
+		double t0 = now_us();
+		if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) != 0 || wait_stop(tid) != 0 || ptrace(PTRACE_CONT, tid, 0, 0) != 0) {
+			perror("floor: pause");
+			rc = 1;
+			break;
+		}
+		v[n++] = now_us() - t0;
+	}
+	/* a detach needs the thread stopped */
+	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) == 0 && wait_stop(tid) == 0)
+		ptrace(PTRACE_DETACH, tid, 0, 0);
+	print_row("pauses", v, n);
+	printf("\n");
+	free(v);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc == 5 && !strcmp(argv[1], "burn") && atof(argv[2]) >= 0 && atoi(argv[3]) > 0)
-		return burn(atof(argv[2]), atoi(argv[3]), atof(argv[4]));
+	if ((argc == 5 || argc == 6) && !strcmp(argv[1], "burn") && atof(argv[2]) >= 0 && atoi(argv[3]) > 0)
+		return burn(atof(argv[2]), atoi(argv[3]), atof(argv[4]), argc == 6 ? atof(argv[5]) : 0);
+	if (argc == 6 && !strcmp(argv[1], "pause") && atoi(argv[2]) > 0 && atoi(argv[3]) > 0 && atof(argv[5]) >= 1)
+		return pause_only((pid_t)atoi(argv[2]), atoi(argv[3]), atof(argv[4]), atof(argv[5]));
 	if (argc != 4) {
-		fprintf(stderr, "usage: floor SECONDS RATE COPY | floor burn US RATE SECONDS\n");
+		fprintf(stderr, "usage: floor SECONDS RATE COPY | floor burn US RATE SECONDS [DUTY_MS] | floor pause TID RATE SECONDS DUTY_MS\n");
 		return 2;
 	}
 	double secs = atof(argv[1]);

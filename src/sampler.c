@@ -4,6 +4,16 @@
  * Ticks follow an absolute schedule with exponential gaps of mean 1/rate. When sampling falls
  * more than a second behind, that is reported (once per second), never hidden. With
  * --subprocesses, descendants are looked for every 100 ms and each Python one gets a spy.
+ *
+ * MIXSPY_DUTY=MS, for bench/ only: sampling in every other MS-millisecond phase of the monotonic
+ * clock (those where floor(t / MS) is even), so the target's rate of work with and without a
+ * profiler can be compared a tenth of a second apart in one run (bench.py --interleaved: this
+ * machine's own speed drifts by several percent over seconds). A tick that falls in a phase off
+ * is moved by one phase, into the next phase on, at the same offset: the ticks stay a Poisson
+ * process of --rate inside the phases on. In the phases off mixspy stays attached: the threads
+ * stay seized, which stops nothing (a seized thread stops only when interrupted), and the switch
+ * watches stay open (a note costs a context switch some hundreds of ns); dropping and opening
+ * them again each phase cost more than they do.
  */
 #include "sampler.h"
 
@@ -172,6 +182,20 @@ static void sleep_until(struct sampler *sm, double t)
 	}
 }
 
+/* MIXSPY_DUTY in seconds (see the top of this file), 0 without it. */
+static double duty_phase(void)
+{
+	const char *v = getenv("MIXSPY_DUTY");
+	char *end;
+	double ms = v ? strtod(v, &end) : 0;
+	return v && end != v && !*end && ms >= 1 && ms <= 60000 ? ms / 1e3 : 0;
+}
+
+static bool duty_on(double phase, double t)
+{
+	return ((int64_t)floor(t / phase) & 1) == 0;
+}
+
 /* Count a process's pending errors once they are old enough, or at the end (`final`), if it is
  * still alive (see struct sampler_proc). */
 static void settle_errors(struct sampler *sm, struct sampler_proc *p, double now, bool final)
@@ -285,6 +309,7 @@ int sampler_run(const struct config *c, struct interner *strs, const struct samp
 	 * duration there came back with one tick. py-spy counts the duration in samples, which
 	 * comes to the same. */
 	double sampling_from = 0;
+	const double duty = duty_phase();
 	for (;;) {
 		if (sampler_stop_signal) {
 			sm.reason = STOP_SIGNAL;
@@ -373,6 +398,9 @@ int sampler_run(const struct config *c, struct interner *strs, const struct samp
 			}
 			next = now;
 		}
+		if (duty > 0)
+			while (!duty_on(duty, next))
+				next += duty;
 		if (behind > sm.max_lateness)
 			sm.max_lateness = behind;
 		if (now - window_start >= 1.0) {

@@ -6,6 +6,7 @@ be read back exactly; each one also checks the "Wrote ... Samples: N Errors: E" 
 file's own total. Expected functions and lines come from the workloads' marker comments.
 Workloads run for 1-3 s of sampling each, to keep the suite fast.
 """
+import collections
 import os
 import re
 import signal
@@ -330,6 +331,33 @@ def test_duration_and_rate(interp, start, tmp_path):
         assert "Stopped sampling" not in stderr
         assert_not_stopped(w.pid)
     assert time.monotonic() - t0 < 5
+
+
+def test_duty_phases(debian_interp, start, tmp_path):
+    """MIXSPY_DUTY=MS (bench.py's interleaved slowdowns): pauses only in the phases on - those of
+    CLOCK_MONOTONIC where floor(t / MS) is even - at --rate within them (half as many samples in
+    all), and every phase on of the run gets its share (none skipped, none doubled)."""
+    w = start(debian_interp, "busy_75_25.py", ["--seconds", 60])
+    log = str(tmp_path / "pauses.txt")
+    out = str(tmp_path / "duty.txt")
+    rc, _, stderr = run_mixspy(["record", "--pid", w.pid, "-d", 4, "-r", 200, "-f", "raw", "-o", out], timeout=40,
+                               env={"MIXSPY_STATS": "1", "MIXSPY_PAUSE_LOG": log, "MIXSPY_DUTY": "100"})
+    assert rc == 0, stderr
+    with open(log) as f:
+        starts = [float(line.split()[0]) for line in f if line.strip()]
+    assert len(starts) >= 200, "%d pauses in 4 s at 200 Hz, half of the time" % len(starts)
+    # a pause begins in a phase on; its first microseconds may cross into the next phase off
+    off = [t for t in starts if int((t - 0.0005) // 0.1) % 2]
+    assert not off, "%d of %d pauses began in phases off: %s" % (len(off), len(starts), off[:5])
+    per = collections.Counter(int(t // 0.1) for t in starts)
+    span = range(min(per) + 2, max(per) - 1, 2)   # whole phases on, inside the run
+    counts = [per.get(k, 0) for k in span]
+    assert len(counts) >= 15 and sum(counts) / len(counts) > 10, counts   # 20 expected: 200 Hz x 0.1 s
+    assert sum(1 for c in counts if c == 0) <= 1, counts
+    with open(out, encoding="utf-8") as f:
+        n = sum(parse_collapsed(f.read()).values())
+    assert 0.25 * 200 * 4 <= n <= 0.75 * 200 * 4, "%d samples" % n
+    assert_not_stopped(w.pid)
 
 
 def test_line_modes(interp, start, tmp_path):
