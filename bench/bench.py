@@ -226,8 +226,20 @@ class Session(object):
         time.sleep(secs)
         self.windows.append(("off", t0, time.perf_counter()))
 
-    def on(self, config, secs, env=None):
+    def on(self, config, secs, env=None, phase=None):
+        """A stretch of config (profiler, mode, rate) on the workload; its stats (None for the
+        control and the burn). With phase (seconds), mixspy and floor.c's bare pauses (BARE) work
+        in every other phase only (MIXSPY_DUTY): see interleaved."""
         prof, mode, rate = config
+        duty_ms = "%d" % round(phase * 1000) if phase else None
+        if prof == "floor":   # bare pauses, in phases
+            t0 = time.perf_counter()
+            r = subprocess.run([FLOOR, "pause", str(self.pid), str(rate), str(secs), duty_ms],
+                               stdout=subprocess.PIPE, universal_newlines=True, check=True)
+            f = r.stdout.split()
+            st = {"p50": float(f[2]), "p99": float(f[3])}
+            self.windows.append((config, t0, time.perf_counter(), st))
+            return st
         if prof == "burn":   # mode: microseconds per tick
             t0 = time.perf_counter()
             subprocess.run([FLOOR, "burn", mode, str(rate), str(secs)], check=True)
@@ -249,6 +261,8 @@ class Session(object):
                   "steady_cpu": cpu / (time.perf_counter() - t0)}
             self.windows.append((config, t0 + AUSTIN_SKIP, t1, st))
             return st
+        if duty_ms:
+            env = dict(env or {}, MIXSPY_DUTY=duty_ms)
         p, out, errp, t0 = start_profiler(self.tmp, "mixspy", mode, rate, self.pid, duration=secs, env=env)
         cpu = reap(p, secs + 60)
         if p.returncode != 0:
@@ -266,8 +280,7 @@ class Session(object):
         stamps = array.array("d")
         with open(self.stamps_path, "rb") as f:
             stamps.frombytes(f.read())
-        if any(stamps[i] > stamps[i + 1] for i in range(len(stamps) - 1)):
-            stamps = array.array("d", sorted(stamps))   # threads append in turn, not in order
+        stamps = array.array("d", sorted(stamps))   # threads append in turn, not quite in order
         self.stamps = stamps
         return stamps
 
@@ -341,47 +354,22 @@ def interleaved(py, kind, ext, tmp, configs, secs, phase=PHASE):
     round])}. mixspy stays attached in the phases off (seized threads and switch watches cost a
     thread nothing until it is interrupted or switched); `stretches` measures with the attach."""
     rounds = max(1, int(round(secs / 5.0)))
-    each = secs / rounds
     sess = Session(py, kind, ext, tmp)
-    wins = []
     try:
         for r in range(rounds):
             for c in configs[r % len(configs):] + configs[:r % len(configs)]:
-                wins.append(interleaved_run(sess, tmp, c, each, phase))
+                sess.on(c, secs / rounds, phase=phase)
     except BaseException:
         sess.proc.kill()
         raise
     stamps = sess.stop()
     out = {}
-    for c, a, b, st in wins:
+    for c, a, b, st in sess.windows:
         xs, sts = out.setdefault(c, ([], []))
         xs.extend(phase_slowdowns(stamps, a, b, phase))
         if st:
             sts.append(st)
     return out
-
-
-def interleaved_run(sess, tmp, c, secs, phase):
-    """One stretch of config c on sess's workload for interleaved: (c, start, end, stats)."""
-    if c == CONTROL:
-        t0 = time.perf_counter()
-        time.sleep(secs)
-        return (c, t0, time.perf_counter(), None)
-    if c == BARE:
-        t0 = time.perf_counter()
-        r = subprocess.run([FLOOR, "pause", str(sess.pid), str(c[2]), str(secs), "%d" % round(phase * 1000)],
-                           stdout=subprocess.PIPE, universal_newlines=True, check=True)
-        f = r.stdout.split()
-        return (c, t0, time.perf_counter(), {"p50": float(f[2]), "p99": float(f[3])})
-    _, mode, rate = c
-    p, out, errp, t0 = start_profiler(tmp, "mixspy", mode, rate, sess.pid, duration=secs,
-                                      env={"MIXSPY_DUTY": "%d" % round(phase * 1000)})
-    cpu = reap(p, secs + 60)
-    if p.returncode != 0:
-        with open(errp) as f:
-            sys.exit("bench: mixspy failed on %d:\n%s" % (sess.pid, f.read()))
-    st = mixspy_stats(errp, cpu, time.perf_counter() - t0)
-    return (c, st["first"], st["last"], st)
 
 
 def verdict_word(target, lo, hi):

@@ -94,6 +94,13 @@ static int wait_stop(pid_t pid)
 	return WIFSTOPPED(status) ? 0 : -1;
 }
 
+/* In a phase off: every other phase of phase_us microseconds of the monotonic clock, those
+ * where floor(t / phase_us) is odd (as under MIXSPY_DUTY); never with phase_us 0. */
+static int phase_off(double phase_us)
+{
+	return phase_us > 0 && ((long long)(now_us() / phase_us) & 1);
+}
+
 static int burn(double us, int rate, double secs, double duty_ms)
 {
 	struct timespec gap = { 0, 1000000000L / rate };
@@ -101,7 +108,7 @@ static int burn(double us, int rate, double secs, double duty_ms)
 	volatile unsigned long spins = 0;
 	while (now_us() < end) {
 		nanosleep(&gap, NULL);
-		if (phase > 0 && ((long long)(now_us() / phase) & 1))
+		if (phase_off(phase))
 			continue;
 		double until = now_us() + us;
 		while (now_us() < until)
@@ -124,7 +131,7 @@ static int pause_only(pid_t tid, int rate, double secs, double duty_ms)
 	int rc = 0;
 	while (now_us() < end && n < MAX_PAUSES) {
 		nanosleep(&gap, NULL);
-		if ((long long)(now_us() / phase) & 1)
+		if (phase_off(phase))
 			continue;
 		double t0 = now_us();
 		if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) != 0 || wait_stop(tid) != 0 || ptrace(PTRACE_CONT, tid, 0, 0) != 0) {

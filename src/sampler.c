@@ -7,13 +7,13 @@
  *
  * MIXSPY_DUTY=MS, for bench/ only: sampling in every other MS-millisecond phase of the monotonic
  * clock (those where floor(t / MS) is even), so the target's rate of work with and without a
- * profiler can be compared a tenth of a second apart in one run (bench.py --interleaved: this
- * machine's own speed drifts by several percent over seconds). A tick that falls in a phase off
- * is moved by one phase, into the next phase on, at the same offset: the ticks stay a Poisson
- * process of --rate inside the phases on. In the phases off mixspy stays attached: the threads
- * stay seized, which stops nothing (a seized thread stops only when interrupted), and the switch
- * watches stay open (a note costs a context switch some hundreds of ns); dropping and opening
- * them again each phase cost more than they do.
+ * profiler can be compared a tenth of a second apart in one run (bench.py's interleaved
+ * slowdowns: this machine's own speed drifts by several percent over seconds). A tick that falls
+ * in a phase off is moved by one phase, into the next phase on, at the same offset: the ticks
+ * stay a Poisson process of --rate inside the phases on. In the phases off mixspy stays
+ * attached: the threads stay seized, which stops nothing (a seized thread stops only when
+ * interrupted), and the switch watches stay open (a note costs a context switch some hundreds of
+ * ns); dropping them would put a perf_event_open per thread into every phase on.
  */
 #include "sampler.h"
 
