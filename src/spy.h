@@ -53,6 +53,7 @@ struct spy {
 	struct hmap memo_ix[2];
 	int memo_cur;
 	uint64_t watched_reads;       /* MIXSPY_STATS=1: threads whose state a switch watch kept */
+	uint64_t noted_reads;         /* ... GIL waiters found asleep on it by their watch's note */
 	uint64_t off_cpu_reads;       /* ... and threads read unpaused, off their CPU (read_off_cpu) */
 	uint64_t off_cpu_waiters;     /* ... of which not the GIL's holder when the tick began */
 	VEC(uint64_t) first_read;     /* --nonblocking: frame and code addresses of the first read */

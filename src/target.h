@@ -51,6 +51,7 @@ struct target {
 	struct hmap watches;
 	bool watch_off;
 	bool watch_regs;      /* watches note the user registers at each switch out (--native) */
+	bool watch_args;      /* or (Python-only) only sp, pc and rdi: where it sleeps, and on what */
 	/* tid -> the CPU it last ran on (from its stat, read by target_thread_running) */
 	struct hmap task_cpu;
 	/* target_readv's scratch for reading neighbouring ranges as one (kept between calls) */
@@ -163,12 +164,15 @@ void target_task_files_trim(struct target *t, size_t max);
  * With watch_regs set (--native), each switch out also notes the thread's user registers as
  * they stand until it runs again (those of its system call, or where it was preempted), when
  * perf_event_paranoid allows (else watch_regs is cleared and watches note switches only).
+ * With watch_args set instead, only rsp, rip and rdi are noted (a system call's first argument:
+ * a futex's address), which costs a switch less (same fallback).
  * target_switches gives the head of a watched thread (false when it is not watched);
  * target_off_cpu too, and where its last note left it: taken off its CPU while runnable
  * (preempted), or going to sleep (it may have been woken since, and wait for a CPU) - or
  * stopped by a pause of ours, which looks the same; with regs
  * (may be NULL), the registers it left with (TARGET_NREGS words, laid out as struct
- * user_regs_struct), *got_regs saying whether they were noted.
+ * user_regs_struct; with watch_args only rsp, rip and rdi are filled in), *got_regs saying
+ * whether they were noted.
  * target_watch_prune drops the watches of threads not in live (tid -> anything; NULL: all). The
  * MIXSPY_NO_SWITCH_WATCH environment variable turns watches off. */
 int target_watch(struct target *t, pid_t tid);

@@ -179,13 +179,14 @@ def test_contention_waiting(interp, start, tmp_path):
 
 STATS_RE = re.compile(r"^mixspy-stats: pid \d+ pauses (\d+) .* unpaused (\d+) ", re.M)
 QUIET_TRIES_RE = re.compile(r"^mixspy-stats: .* quiet_tries (\d+) ", re.M)
-STOP_REGS_RE = re.compile(r"^mixspy-stats: .* stop_regs (\d+)$", re.M)
+STOP_REGS_RE = re.compile(r"^mixspy-stats: .* stop_regs (\d+)\b", re.M)
 
 
 def contend_line_range():
-    """The lines a sample of gil_contention.py's contend() may stand on: its loop's three."""
+    """The lines a sample of gil_contention.py's contend() may stand on: its loop's three, and
+    (--nap) the test for a nap after each thousand turns and the nap's call."""
     at = harness.marker_line(os.path.join(harness.NATIVE_EXT, "gil_contention.py"), "# CONTEND-LINE")
-    return {at - 2, at - 1, at}
+    return {at - 2, at - 1, at, at + 1, at + 2}
 
 
 def contender_stacks(path, state):
@@ -494,6 +495,50 @@ def record_beside_hogs(interp, start, tmp_path, threads, native=False):
     assert m, stderr
     assert float(m.group(2)) - float(m.group(1)) >= 2.0, "samples span less than 2 s of 3:\n%s" % stderr
     return out, stderr
+
+
+NOTED_RE = re.compile(r"^mixspy-stats: .* noted (\d+)\b", re.M)
+
+
+def test_waiters_noted_by_their_watch(interp, start, tmp_path):
+    """Python-only, a GIL waiter is watched, and while the last note of its watch is a switch out
+    to sleep with the GIL's address as its system call's first argument (rdi, which the watch notes
+    with sp and pc), it is taken for asleep on the GIL without reading its syscall file (noted).
+    Each contender naps 0.2 s on an event of its own by turns: one that waited, took the GIL and
+    went to sleep on anything else must not pass for a waiter. With --idle, a napping contender
+    is idle but for its wait to take the GIL back as its nap ends (a switch interval or so, a few
+    percent of a nap; 2.7's timed wait polls, taking the GIL between sleeps); one still taken for
+    a waiter would stay so for the whole nap. Every other sample is in contend() at its loop."""
+    if not perf_events_allowed(regs=True):
+        pytest.skip("perf events with registers are not allowed here: no notes of a sleep's futex")
+    w = start(interp, "gil_contention.py", ["--threads", 4, "--nap", 0.2, "--seconds", 120])
+    out = str(tmp_path / "gil.txt")
+    rc, _, stderr = run_mixspy(["record", "--pid", w.pid, "--duration", 3, "--rate", 100, "--format", "raw",
+                                "--gil-split", "--threads", "--idle", "--output", out],
+                               timeout=45, env={"MIXSPY_STATS": "1"})
+    assert_not_stopped(w.pid)
+    assert rc == 0, stderr
+    m = NOTED_RE.search(stderr)
+    assert m and int(m.group(1)) > 0, "no GIL waiter was taken from its watch's note:\n%s" % stderr
+    contend_lines = contend_line_range()
+    napping = collections.Counter()
+    waiting = 0
+    for state in STATES:
+        raw, stacks = contender_stacks(out, state)
+        for labels, count in stacks:
+            frames = [harness.parse_frame_label(x) for x in labels[2:]]
+            names = [f.name for f in frames]
+            if "napping" in names:
+                napping[state] += count
+                continue
+            leaf = frames[-1]
+            assert leaf.name == "contend" and leaf.line in contend_lines, (state, labels)
+            waiting += count if state == "waiting" else 0
+    assert waiting > 0, raw
+    nap_total = sum(napping.values())
+    assert nap_total >= 200, "contenders seen napping: %s\n%s" % (dict(napping), raw)
+    floor = 0.75 if interp.version[0] == 2 else 0.9
+    assert napping["idle"] >= floor * nap_total, "napping contenders: %s" % dict(napping)
 
 
 def check_contender_chain(labels):

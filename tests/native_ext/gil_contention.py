@@ -1,6 +1,8 @@
 """gil_contention.py - several threads contend for the GIL (contender-0..N-1 in contend()).
 
 With --ext DIR one more thread, "spinner", holds the GIL in C (c_spin_gil) for long stretches.
+With --nap SECS each contender stops contending every SECS seconds for as long, asleep on an event
+of its own (in nap(): idle, not waiting for the GIL).
 """
 from __future__ import print_function
 
@@ -10,13 +12,22 @@ import time
 import workload_common
 
 
-def contend(deadline, started):
+def contend(deadline, started, nap=0):
     started.set()
     total = 0
+    never = threading.Event()
+    turn = time.time() + nap
     while time.time() < deadline:
         for i in range(1000):
             total ^= i  # CONTEND-LINE
+        if nap and time.time() >= turn:
+            turn = napping(never, nap)
     return total
+
+
+def napping(never, nap):
+    never.wait(nap)
+    return time.time() + nap
 
 
 def spin_in_c(ext, deadline, started):
@@ -29,12 +40,14 @@ def main():
     p = workload_common.parser(__doc__)
     p.add_argument("--threads", type=int, default=4, help="number of contending Python threads")
     p.add_argument("--ext", help="optional: directory holding mixspy_testext, adds a C spinner")
+    p.add_argument("--nap", type=float, default=0, help="contend and nap by turns, this many seconds each")
     args = p.parse_args()
     deadline = time.time() + args.seconds
     threads = []
     for i in range(args.threads):
         started = threading.Event()
-        t = threading.Thread(target=contend, args=(deadline, started), name="contender-%d" % i)
+        t = threading.Thread(target=contend, args=(deadline, started, args.nap),
+                             name="contender-%d" % i)
         threads.append((t, started))
     if args.ext:
         ext = workload_common.load_ext(args.ext)
