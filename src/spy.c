@@ -338,20 +338,24 @@ static bool in_gil(const struct spy *s, uint64_t addr)
 }
 
 /*
- * Python-only: a thread that was waiting for the GIL last tick (m), taken off its CPU to sleep
- * with the first argument of its system call (rdi, as its watch noted it: watch_args) inside the
- * GIL, sleeps in futex() on the GIL still - what its syscall file would say, read from the
- * ring instead (rdi is a system call's first argument as the kernel saved it on entry; a wait
- * on anything else, or a sleep outside a system call, has its own). One woken since and not yet
- * on a CPU counts as asleep, as it does for a watch whose head did not move. On the 100-thread
- * workload this replaced the syscall files of its 19 GIL waiters, 18 of mixspy's ~40 system
- * calls a tick.
+ * A thread that was waiting for the GIL last tick (m), taken off its CPU to sleep with the first
+ * argument of its system call (rdi, as its watch noted it: watch_args, or --native's
+ * watch_regs) inside the GIL, sleeps in futex() on the GIL still - what its syscall file would
+ * say, read from the ring instead (rdi is a system call's first argument as the kernel saved it
+ * on entry; a wait on anything else, or a sleep outside a system call, has its own). The note's
+ * sp and pc are those the syscall file shows, and its head dates it (--native: its stack read
+ * asleep stands while the head does not move). One woken since and not yet on a CPU counts as
+ * asleep, as it does for a watch whose head did not move. On the 100-thread workload this
+ * replaced the syscall files of ~13 of its 19 GIL waiters a tick (--native: and their
+ * schedstat): mixspy's CPU per tick went from ~465 to ~363 us Python-only, ~645 to ~570 us
+ * --native.
  */
 static bool gil_sleep_noted(struct spy *s, pid_t tid, const struct sched_memo *m, struct sys_state *sys)
 {
 	uint64_t head, regs[TARGET_NREGS];
 	bool got = false;
-	if (!s->t.watch_args || target_off_cpu(&s->t, tid, &head, regs, &got) != CPU_SLEPT || !got)
+	if (!(s->t.watch_args || s->t.watch_regs) || target_off_cpu(&s->t, tid, &head, regs, &got) != CPU_SLEPT ||
+	    !got)
 		return false;
 	struct user_regs_struct u;
 	memcpy(&u, regs, sizeof u);
@@ -389,9 +393,10 @@ static int read_syscall_memo(struct spy *s, pid_t tid, struct sys_state *sys)
 	/* Python-only, a thread that was waiting for the GIL last tick wakes every few milliseconds
 	 * (its timed wait): its schedstat will have moved, so it is not read. (--native checks the
 	 * schedstat of the threads it reads asleep, so it reads them all.) */
-	bool skip = !s->o.native && m && m->sys.nr >= 0 && in_gil(s, m->sys.arg0);
-	if (skip && watched && gil_sleep_noted(s, tid, m, sys))
+	bool on_gil = m && m->sys.nr >= 0 && in_gil(s, m->sys.arg0);
+	if (on_gil && watched && gil_sleep_noted(s, tid, m, sys))
 		return 0;
+	bool skip = !s->o.native && on_gil;
 	bool have = !skip && read_schedstat(s, tid, st);
 	if (have && m && m->timed && m->runtime == st[0] && m->runs == st[1] && !(m->run & 1)) {
 		*sys = m->sys;
@@ -407,7 +412,7 @@ static int read_syscall_memo(struct spy *s, pid_t tid, struct sys_state *sys)
 	}
 	int r = read_syscall_file(s, tid, sys);
 	/* a GIL waiter is read from its watch from next tick on (gil_sleep_noted) */
-	if (r == 0 && s->t.watch_args && !watched && sys->nr >= 0 && in_gil(s, sys->arg0))
+	if (r == 0 && (s->t.watch_args || s->t.watch_regs) && !watched && sys->nr >= 0 && in_gil(s, sys->arg0))
 		target_watch(&s->t, tid);
 	if (r >= 0) {
 		struct sched_memo n = { st[0], st[1], have, (uint64_t)r | RUN_SYSCALL | (uint64_t)(sys->nr + 2) << 8, *sys,
@@ -431,7 +436,7 @@ static bool slept_on(struct spy *s, pid_t tid, const struct sched_memo *m)
 static const struct sched_memo *asleep_memo(const struct spy *s, pid_t tid)
 {
 	const struct sched_memo *m = memo_of(s, s->memo_cur, tid);
-	return m && !(m->run & 1) && m->timed && m->sys.sp && m->sys.pc ? m : NULL;
+	return m && !(m->run & 1) && (m->timed || m->watched) && m->sys.sp && m->sys.pc ? m : NULL;
 }
 
 /* The running state of each OS thread that a Python thread may look up. When every Python
