@@ -287,7 +287,7 @@ bool hmap_get(const struct hmap *m, uint64_t key, uint64_t *val)
 
 void hmap_put(struct hmap *m, uint64_t key, uint64_t val)
 {
-	if ((m->n + 1) * 4 >= m->cap * 3)
+	if ((m->n + 1) * 2 >= m->cap)
 		hmap_resize(m, m->cap ? m->cap * 2 : 16);
 	bool found;
 	size_t i = hmap_slot(m, key, &found);
