@@ -51,8 +51,9 @@ Options: --rounds N (default 5; the threads workload takes three times as many),
 (seconds each stretch lasts, default 1.2), --seconds S (each interleaved row, default 20; quick
 5), --quick, --python PATH (default Debian's /usr/bin/python3), --ext DIR (mixspy_testext built
 for it), --austin-python PATH and --austin-ext DIR (an interpreter Debian's austin supports).
---slowdown (make bench-slowdown): the interleaved rows alone, 60 s each (--seconds), on the
-workloads of --kinds deep,threads,mixed,numpy (sh bench/run.sh --slowdown --kinds threads).
+--slowdown (make bench-slowdown): the interleaved rows alone, 60 s each (--seconds), spread over
+3 workload processes (--procs), on the workloads of --kinds deep,threads,mixed,numpy
+(sh bench/run.sh --slowdown --kinds threads).
 """
 import argparse
 import array
@@ -343,32 +344,42 @@ def phase_slowdowns(stamps, a, b, phase):
     return out
 
 
-def interleaved(py, kind, ext, tmp, configs, secs, phase=PHASE):
-    """Each config for secs in all on one workload process, sampling (mixspy, or floor.c's bare
-    pauses: BARE) only in every other phase of `phase` seconds (MIXSPY_DUTY; the same clock as
-    the workload's stamps): the phases off in between, a tenth of a second away, are the
-    unprofiled figure. The control, CONTROL, is a stretch with nothing attached cut the same way.
-    The time is split into rounds of ~5 s per config, the order turning by one each round, so that
-    the machine's drift over minutes (which moved whole runs' medians by more than their
-    intervals) falls on every config alike. Returns {config: (per-phase slowdowns, [stats of each
-    round])}. mixspy stays attached in the phases off (seized threads and switch watches cost a
-    thread nothing until it is interrupted or switched); `stretches` measures with the attach."""
-    rounds = max(1, int(round(secs / 5.0)))
-    sess = Session(py, kind, ext, tmp)
-    try:
-        for r in range(rounds):
-            for c in configs[r % len(configs):] + configs[:r % len(configs)]:
-                sess.on(c, secs / rounds, phase=phase)
-    except BaseException:
-        sess.proc.kill()
-        raise
-    stamps = sess.stop()
+def interleaved(py, kind, ext, tmp, configs, secs, phase=PHASE, procs=1):
+    """Each config for secs in all, sampling (mixspy, or floor.c's bare pauses: BARE) only in
+    every other phase of `phase` seconds (MIXSPY_DUTY; the same clock as the workload's stamps):
+    the phases off in between, a tenth of a second away, are the unprofiled figure. The control,
+    CONTROL, is a stretch with nothing attached cut the same way. The time is split into rounds
+    of ~5 s per config, the order turning by one each round, so that the machine's drift over
+    minutes (which moved whole runs' medians by more than their intervals) falls on every config
+    alike; and over `procs` workload processes one after the other, since one run's interval
+    does not hold for the next (the same build on threads: +0.08% [-0.54, +0.79] in one run,
+    +1.90% [+1.22, +2.55] in the next). Returns {config: (per-phase slowdowns, [stats of each
+    round], [median of each process])}. mixspy stays attached in the phases off (seized threads
+    and switch watches cost a thread nothing until it is interrupted or switched); `stretches`
+    measures with the attach."""
+    rounds = max(1, int(round(secs / 5.0 / procs)))
     out = {}
-    for c, a, b, st in sess.windows:
-        xs, sts = out.setdefault(c, ([], []))
-        xs.extend(phase_slowdowns(stamps, a, b, phase))
-        if st:
-            sts.append(st)
+    for _ in range(procs):
+        sess = Session(py, kind, ext, tmp)
+        try:
+            for r in range(rounds):
+                for c in configs[r % len(configs):] + configs[:r % len(configs)]:
+                    sess.on(c, secs / procs / rounds, phase=phase)
+        except BaseException:
+            sess.proc.kill()
+            raise
+        stamps = sess.stop()
+        mine = {}
+        for c, a, b, st in sess.windows:
+            xs, sts, _ = out.setdefault(c, ([], [], []))
+            got = phase_slowdowns(stamps, a, b, phase)
+            xs.extend(got)
+            mine.setdefault(c, []).extend(got)
+            if st:
+                sts.append(st)
+        for c, xs in mine.items():
+            if xs:
+                out[c][2].append(statistics.median(xs))
     return out
 
 
@@ -540,24 +551,31 @@ def inter_configs(kind):
 def interleaved_table(kinds, res, secs):
     """Print the interleaved slowdowns {kind: {config: (slowdowns, stats)}}; returns {(kind,
     mode): (median, lo, hi)} in %."""
-    print("Target slowdown, interleaved (MIXSPY_DUTY): %.0f s per row on one workload process, in turns of" % secs)
+    print("Target slowdown, interleaved (MIXSPY_DUTY): %.0f s per row on the workload, in turns of" % secs)
     print("~5 s, sampling in every other %.1f s phase; each phase on against the phases off on either side" % PHASE)
     print("of it. Median over the phases and its 95% confidence interval (distribution-free: order")
     print("statistics); (none): nothing attached, cut the same way - the noise. floor.c pause: bare pauses")
     print("at 100 Hz, nothing read - what pausing alone costs. pause p50: from the interrupt to the resume,")
     print("as the pauser times it (median of the turns).")
-    print("%-8s %-8s %-10s %6s  %9s  %17s  %9s  %9s" % (
-        "workload", "profiler", "mode", "phases", "slowdown", "95% CI", "sd", "pause p50"))
+    procs = max(len(v[2]) for r in res.values() for v in r.values())
+    if procs > 1:
+        print("Each row's time is spread over %d workload processes one after the other; \"each process\"" % procs)
+        print("is the median of each alone (their spread is what the interval of one process misses).")
+    print("%-8s %-8s %-10s %6s  %9s  %17s  %9s  %9s%s" % (
+        "workload", "profiler", "mode", "phases", "slowdown", "95% CI", "sd", "pause p50",
+        "  each process" if procs > 1 else ""))
     out = {}
     for k in kinds:
-        for c, (xs, st) in res[k].items():
+        for c, (xs, st, per) in res[k].items():
             xs = [100 * x for x in xs]
             med, lo, hi = median_ci(xs) if xs else (math.nan, -math.inf, math.inf)
             out[(k, c[1])] = (med, lo, hi)
             sd = statistics.stdev(xs) if len(xs) > 1 else math.nan
             p50 = "%.1f us" % statistics.median(x["p50"] for x in st) if st else "-"
-            print("%-8s %-8s %-10s %6d  %+8.2f%%  [%+6.2f, %+6.2f]  %8.1f%%  %9s" % (
-                k, {"none": "(none)", "floor": "floor.c"}.get(c[0], c[0]), c[1], len(xs), med, lo, hi, sd, p50))
+            each = "  " + " ".join("%+.2f" % (100 * x) for x in per) if procs > 1 else ""
+            print("%-8s %-8s %-10s %6d  %+8.2f%%  [%+6.2f, %+6.2f]  %8.1f%%  %9s%s" % (
+                k, {"none": "(none)", "floor": "floor.c"}.get(c[0], c[0]), c[1], len(xs), med, lo, hi, sd, p50,
+                each))
     return out
 
 
@@ -593,7 +611,7 @@ def slowdown_main(args):
     with tempfile.TemporaryDirectory(prefix="mixspy-bench-") as tmp:
         for k in kinds:
             ext = args.ext if k == "mixed" else None
-            res[k] = interleaved(args.python, k, ext, tmp, inter_configs(k), secs)
+            res[k] = interleaved(args.python, k, ext, tmp, inter_configs(k), secs, procs=args.procs)
             sys.stderr.write("bench: %s done (%.0f s)\n" % (k, time.perf_counter() - t_start))
     load1 = os.getloadavg()
     print("mixspy bench --slowdown: Python %s (%s), %d CPUs, load avg 1 min %.1f at start, %.1f at end, %.0f s" % (
@@ -610,6 +628,8 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--slowdown", action="store_true", help="only the 100 Hz slowdowns, many rounds")
     p.add_argument("--rounds", type=int, default=None)
+    p.add_argument("--procs", type=int, default=3,
+                   help="--slowdown: workload processes each interleaved row's time is spread over")
     p.add_argument("--kinds", default="deep,threads,mixed,numpy",
                    help="--slowdown: the workloads to run, comma-separated")
     p.add_argument("--period", type=float, default=None)
