@@ -549,8 +549,8 @@ def inter_configs(kind):
 
 
 def interleaved_table(kinds, res, secs):
-    """Print the interleaved slowdowns {kind: {config: (slowdowns, stats)}}; returns {(kind,
-    mode): (median, lo, hi)} in %."""
+    """Print the interleaved slowdowns {kind: {config: (slowdowns, stats, process medians)}};
+    returns {(kind, mode): (median, lo, hi)} in %."""
     print("Target slowdown, interleaved (MIXSPY_DUTY): %.0f s per row on the workload, in turns of" % secs)
     print("~5 s, sampling in every other %.1f s phase; each phase on against the phases off on either side" % PHASE)
     print("of it. Median over the phases and its 95% confidence interval (distribution-free: order")
@@ -817,7 +817,7 @@ def main():
     print("  100 Hz slowdowns, interleaved (met: the whole 95% interval below the target; NOT met: the")
     print("  whole of it above; undecided: it holds the target):")
     slowdown_verdicts(kinds, ifig, "    ")
-    blocking100, native100, bpf100 = ("mixspy", "blocking", 100), ("mixspy", "native", 100), ("mixspy", "bpf", 100)
+    native100, bpf100 = ("mixspy", "native", 100), ("mixspy", "bpf", 100)
     bseen = sorted(still["bpf"][0])
     bp50 = statistics.median(x["p50"] for _, x, _ in cost["deep"][bpf100])
     print("  (--bpf on deep at 100 Hz: the copy in the tick %.1f us p50 in the kernel's count%s)" % (

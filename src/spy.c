@@ -332,6 +332,12 @@ static const struct sched_memo *memo_of(const struct spy *s, int which, pid_t ti
 	return hmap_get(&s->memo_ix[which], (uint64_t)tid, &ix) ? &s->memo[which].v[ix] : NULL;
 }
 
+/* Do the switch watches note rdi (watch_args, or --native's watch_regs)? */
+static bool watch_notes_rdi(const struct spy *s)
+{
+	return s->t.watch_args || s->t.watch_regs;
+}
+
 static bool in_gil(const struct spy *s, uint64_t addr)
 {
 	return addr >= s->gil_lo && addr < s->gil_hi;
@@ -354,7 +360,7 @@ static bool gil_sleep_noted(struct spy *s, pid_t tid, const struct sched_memo *m
 {
 	uint64_t head, regs[TARGET_NREGS];
 	bool got = false;
-	if (!(s->t.watch_args || s->t.watch_regs) || target_off_cpu(&s->t, tid, &head, regs, &got) != CPU_SLEPT ||
+	if (!watch_notes_rdi(s) || target_off_cpu(&s->t, tid, &head, regs, &got) != CPU_SLEPT ||
 	    !got)
 		return false;
 	struct user_regs_struct u;
@@ -412,7 +418,7 @@ static int read_syscall_memo(struct spy *s, pid_t tid, struct sys_state *sys)
 	}
 	int r = read_syscall_file(s, tid, sys);
 	/* a GIL waiter is read from its watch from next tick on (gil_sleep_noted) */
-	if (r == 0 && (s->t.watch_args || s->t.watch_regs) && !watched && sys->nr >= 0 && in_gil(s, sys->arg0))
+	if (r == 0 && watch_notes_rdi(s) && !watched && sys->nr >= 0 && in_gil(s, sys->arg0))
 		target_watch(&s->t, tid);
 	if (r >= 0) {
 		struct sched_memo n = { st[0], st[1], have, (uint64_t)r | RUN_SYSCALL | (uint64_t)(sys->nr + 2) << 8, *sys,

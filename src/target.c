@@ -783,6 +783,12 @@ ssize_t target_task_read(struct target *t, pid_t tid, int file, char *buf, size_
 /* the sample of them: its header, the ABI word, the registers */
 #define WATCH_SAMPLE_SIZE(nregs) (sizeof(struct perf_event_header) + 8 + 8 * (size_t)(nregs))
 
+/* The registers t's watches note at a switch out (0: none, switches only). */
+static uint64_t watch_mask(const struct target *t)
+{
+	return t->watch_regs ? WATCH_REGS_MASK : t->watch_args ? WATCH_ARGS_MASK : 0;
+}
+
 static size_t watch_len(void)
 {
 	return WATCH_PAGES * (size_t)sysconf(_SC_PAGESIZE);
@@ -824,7 +830,7 @@ int target_watch(struct target *t, pid_t tid)
 	/* failing for any reason but the thread gone or descriptors used up for now, it will not
 	 * change */
 #define WATCH_REFUSED(err) ((err) != ESRCH && (err) != EMFILE && (err) != ENFILE)
-	uint64_t mask = t->watch_regs ? WATCH_REGS_MASK : t->watch_args ? WATCH_ARGS_MASK : 0;
+	uint64_t mask = watch_mask(t);
 	int fd = open_watch(tid, mask);
 	if (fd < 0 && mask && WATCH_REFUSED(errno)) {
 		/* kernel samples not allowed (perf_event_paranoid above 1): switches only */
@@ -887,7 +893,7 @@ static bool ring_copy(const volatile struct perf_event_mmap_page *pg, uint64_t h
 static bool switch_regs(const struct target *t, const volatile struct perf_event_mmap_page *pg, uint64_t head,
 			uint64_t *out)
 {
-	uint64_t mask = t->watch_regs ? WATCH_REGS_MASK : t->watch_args ? WATCH_ARGS_MASK : 0;
+	uint64_t mask = watch_mask(t);
 	int nregs = __builtin_popcountll(mask);
 	uint64_t rec[WATCH_SAMPLE_SIZE(WATCH_NREGS) / 8];
 	size_t size = WATCH_SAMPLE_SIZE(nregs);

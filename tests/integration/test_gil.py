@@ -202,6 +202,18 @@ def contender_stacks(path, state):
     return raw, out
 
 
+def contend_frames(labels):
+    """A --gil-split --threads stack of a contender, as frames, and where contend() is in it: at
+    one of its loop's lines, with only native frames under it (none Python-only)."""
+    frames = [harness.parse_frame_label(x) for x in labels[2:]]
+    names = [f.name for f in frames]
+    assert "contend" in names, "a contender's stack must hold contend(): %r" % (labels,)
+    at = names.index("contend")
+    assert frames[at].line in contend_line_range(), labels
+    assert all(not (f.file or "").endswith(".py") for f in frames[at + 1:]), labels
+    return frames, at
+
+
 def test_waiters_read_without_pause(interp, start, tmp_path):
     """Python-only, a thread asleep waiting for the GIL is read without a pause (3.7+: the GIL's
     last holder and switch count, read around the read, show it did not take the GIL meanwhile),
@@ -324,22 +336,17 @@ def test_native_waiters_read_asleep(interp, start, tmp_path):
     assert mm and int(mm.group(1)) == 0, stderr
     with open(out, encoding="utf-8") as f:
         raw = f.read()
-    contend_lines = contend_line_range()
     waiting = in_futex = 0
     for labels, count in raw_stacks(raw):
         name = thread_name_of(labels[1])
         if labels[0] != "waiting" or not name or not name.startswith("contender-"):
             continue
         waiting += count
-        frames = [harness.parse_frame_label(x) for x in labels[2:]]
-        names = [f.name for f in frames]
-        assert "contend" in names, "a waiting contender's stack must hold contend(): %r" % (labels,)
-        at = names.index("contend")
-        assert frames[at].line in contend_lines, labels
         # under contend(), only the native frames of the wait (taking the GIL, or handing it
         # over on its switch condition), down to the futex
+        frames, at = contend_frames(labels)
         below = frames[at + 1:]
-        assert below and all(not (f.file or "").endswith(".py") for f in below), labels
+        assert below, labels
         if is_futex_leaf(below[-1]):
             in_futex += count
     assert waiting > 0, raw
@@ -523,21 +530,15 @@ def test_waiters_noted_by_their_watch(interp, start, tmp_path, mode):
     assert rc == 0, stderr
     m = NOTED_RE.search(stderr)
     assert m and int(m.group(1)) > 0, "no GIL waiter was taken from its watch's note:\n%s" % stderr
-    contend_lines = contend_line_range()
     napping = collections.Counter()
     waiting = 0
     for state in STATES:
         raw, stacks = contender_stacks(out, state)
         for labels, count in stacks:
-            frames = [harness.parse_frame_label(x) for x in labels[2:]]
-            names = [f.name for f in frames]
-            if "napping" in names:
+            if any(harness.parse_frame_label(x).name == "napping" for x in labels[2:]):
                 napping[state] += count
                 continue
-            assert "contend" in names, (state, labels)
-            at = names.index("contend")
-            assert frames[at].line in contend_lines, (state, labels)
-            assert all(not (f.file or "").endswith(".py") for f in frames[at + 1:]), (state, labels)
+            contend_frames(labels)
             waiting += count if state == "waiting" else 0
     assert waiting > 0, raw
     nap_total = sum(napping.values())
@@ -638,13 +639,8 @@ def test_native_off_cpu_read_from_watch_regs(interp, start, tmp_path):
     for state in STATES:
         raw, stacks = contender_stacks(out, state)
         for labels, count in stacks:
-            frames = [harness.parse_frame_label(x) for x in labels[2:]]
-            names = [f.name for f in frames]
-            assert "contend" in names, labels
-            at = names.index("contend")
-            assert frames[at].line in contend_line_range(), labels
-            assert any("bootstrap" in n for n in names[:at]), labels
-            assert all(not (f.file or "").endswith(".py") for f in frames[at + 1:]), labels
+            frames, at = contend_frames(labels)
+            assert any("bootstrap" in f.name for f in frames[:at]), labels
             if state == "waiting" and at + 1 < len(frames) and is_futex_leaf(frames[-1]):
                 in_futex += count
             total[state] += count
