@@ -513,14 +513,14 @@ def test_waiters_noted_by_their_watch(interp, start, tmp_path, mode):
     the GIL's address as its system call's first argument (rdi, which the watch notes with sp and
     pc; --native, with the other registers), it is taken for asleep on the GIL without reading its
     syscall file (noted; --native, its stack is then read asleep from that sp).
-    Each contender naps 0.2 s on an event of its own by turns: one that waited, took the GIL and
+    Each contender naps 0.5 s on an event of its own by turns: one that waited, took the GIL and
     went to sleep on anything else must not pass for a waiter. With --idle, a napping contender
     is idle but for its wait to take the GIL back as its nap ends (a switch interval or so, a few
     percent of a nap; 2.7's timed wait polls, taking the GIL between sleeps); one still taken for
     a waiter would stay so for the whole nap. Every other sample is in contend() at its loop."""
     if not perf_events_allowed(regs=True):
         pytest.skip("perf events with registers are not allowed here: no notes of a sleep's futex")
-    w = start(interp, "gil_contention.py", ["--threads", 4, "--nap", 0.2, "--seconds", 120])
+    w = start(interp, "gil_contention.py", ["--threads", 4, "--nap", 0.5, "--seconds", 120])
     out = str(tmp_path / "gil.txt")
     rc, _, stderr = run_mixspy(["record", "--pid", w.pid, "--duration", 3, "--rate", 100, "--format", "raw",
                                 "--gil-split", "--threads", "--idle", "--output", out]
